@@ -1,0 +1,113 @@
+// Package backend is the Vault secrets engine: its paths, the renewal of
+// Concur tokens, and the store that keeps them.
+package backend
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
+)
+
+const backendHelp = `
+The Concur secrets engine keeps an SAP Concur company refresh token in Vault,
+renews it before anything expires, and hands out the company's cached,
+multiple-use bearer token.
+
+Configure it once with "config" (app credentials, company UUID and a company
+request token or refresh token). Apps read "creds" for a bearer token, or read
+"profile/<user-uuid>" to have the engine call Identity v4 for them.
+`
+
+// options are the parts of the backend that tests replace.
+type options struct {
+	now        func() time.Time
+	httpClient *http.Client
+	retry      concur.RetryPolicy
+}
+
+// backend is one mount of the engine. Everything per mount lives here: the
+// plugin is multiplexed, so one process may serve many mounts.
+type backend struct {
+	*framework.Backend
+
+	now        func() time.Time
+	httpClient *http.Client
+	retry      concur.RetryPolicy
+
+	// tokens caches config and token state and serialises renewals.
+	tokens *tokenStore
+}
+
+// Factory is the logical.Factory Vault calls for every mount, unseal and
+// leadership change.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(options{})
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func newBackend(o options) *backend {
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.httpClient == nil {
+		o.httpClient = cleanhttp.DefaultPooledClient()
+	}
+	if o.retry == (concur.RetryPolicy{}) {
+		// Reads wait on this, and Vault gives a request 90 s: keep well inside it.
+		o.retry = concur.RetryPolicy{MaxAttempts: 3, MinBackoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 30 * time.Second}
+	}
+	b := &backend{now: o.now, httpClient: o.httpClient, retry: o.retry}
+	b.tokens = newTokenStore(b)
+	b.Backend = &framework.Backend{
+		Help:           strings.TrimSpace(backendHelp),
+		BackendType:    logical.TypeLogical,
+		RunningVersion: Version,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{stateStorageKey},
+		},
+		Paths: framework.PathAppend(
+			[]*framework.Path{pathConfig(b), pathCreds(b), pathRotate(b)},
+			pathProfile(b),
+		),
+		PeriodicFunc: b.periodicFunc,
+		Invalidate:   b.invalidate,
+		Clean:        b.clean,
+	}
+	return b
+}
+
+// periodicFunc runs about once a minute on the active node (Vault's rollback
+// manager). It keeps an access token ready, which also slides the refresh
+// token's expiry forward.
+func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
+	// Only the node that may write storage talks to Concur: a refresh can
+	// rotate the refresh token, and a copy that cannot be stored is lost.
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	return b.tokens.renewIfDue(ctx, req.Storage)
+}
+
+// invalidate runs on Enterprise standbys and secondaries when replicated
+// storage changes under us: drop what we cached and reload lazily.
+func (b *backend) invalidate(_ context.Context, key string) {
+	if key == stateStorageKey {
+		b.tokens.forget()
+	}
+}
+
+// clean runs on unmount, seal, step-down and plugin reload.
+func (b *backend) clean(_ context.Context) {
+	b.tokens.forget()
+	b.httpClient.CloseIdleConnections()
+}

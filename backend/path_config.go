@@ -1,0 +1,474 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
+)
+
+const (
+	minRefreshMargin = time.Minute
+	maxRefreshMargin = 55 * time.Minute
+	maxFieldLength   = 4096
+)
+
+const pathConfigHelpSynopsis = "Configure the Concur app credentials and company token, and see the engine's state."
+
+const pathConfigHelpDescription = `
+Write the app's credentials, the company UUID, and either a company request
+token (request_token, valid 24 hours, from Concur's Company Request Token
+tool) or an existing company refresh token (refresh_token). The engine calls
+Concur at once and only reports success, and stores anything, once Concur has
+issued a working token. Request tokens are exchanged and never stored.
+
+Writes are partial: fields left out keep their values. Changing client_id or
+company_uuid needs a new request_token or refresh_token; changing only
+client_secret (a secret rotation) keeps the stored token.
+
+Reads never return a secret. They show the settings and the engine's state:
+status is "ok", "degraded" (the last renewal failed transiently; the engine
+retries with backoff and keeps serving the still-valid token) or
+"needs_bootstrap" (Concur refused the refresh token for good; write config
+with a new request_token or refresh_token).
+
+Delete removes settings and tokens. With revoke=true the engine first asks
+Concur to revoke the connection (DELETE /app-mgmt/v0/connections), and keeps
+everything if that fails.
+`
+
+func pathConfig(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "config",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "concur",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"client_id": {
+				Type:        framework.TypeString,
+				Description: "OAuth2 client id (App ID) of the app registered with Concur. Required on first write.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Client ID",
+				},
+			},
+			"client_secret": {
+				Type:        framework.TypeString,
+				Description: "OAuth2 client secret of the app. Write-only. Required on first write.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name:      "Client secret",
+					Sensitive: true,
+				},
+			},
+			"company_uuid": {
+				Type:        framework.TypeString,
+				Description: "The company's UUID, as shown by Concur's Company Request Token tool. Required on first write.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Company UUID",
+				},
+			},
+			"request_token": {
+				Type:        framework.TypeString,
+				Description: "A company request token (24 hours). Exchanged at once for a refresh token; never stored. Exclusive with refresh_token.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name:      "Company request token",
+					Sensitive: true,
+				},
+			},
+			"refresh_token": {
+				Type:        framework.TypeString,
+				Description: "An existing company refresh token. Checked with a refresh grant before it is stored. Write-only. Exclusive with request_token.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name:      "Company refresh token",
+					Sensitive: true,
+				},
+			},
+			"base_url": {
+				Type:        framework.TypeString,
+				Default:     concur.DefaultBaseURL,
+				Description: "Concur host for the first token request (scheme://host). Afterwards the geolocation Concur returns is used.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Base URL",
+				},
+			},
+			"allowed_hosts": {
+				Type:        framework.TypeCommaStringSlice,
+				Default:     []string{concur.DefaultAllowedHost},
+				Description: `URL patterns (scheme://host[:port], host may start with "*.", port may be "*") that tokens may be sent to. base_url and every geolocation Concur names must match one.`,
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Allowed hosts",
+				},
+			},
+			"refresh_margin": {
+				Type:        framework.TypeDurationSecond,
+				Default:     defaultRefreshMargin,
+				Description: "Renew the access token when less than this is left (1m to 55m). Renewing also keeps the refresh token alive.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Refresh margin",
+				},
+			},
+			"revoke": {
+				Type:        framework.TypeBool,
+				Query:       true,
+				Description: "Delete only: also revoke the connection at Concur (all of the company's refresh tokens for this app).",
+			},
+		},
+		ExistenceCheck: b.pathConfigExists,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.CreateOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigWrite,
+				Summary:                     "Configure the engine and bootstrap its company token.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigWrite,
+				Summary:                     "Change settings or replace the company token.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathConfigRead,
+				Summary:  "Read the settings and the engine's state (never a secret).",
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathConfigDelete,
+				Summary:                     "Remove settings and tokens; revoke=true also revokes the connection at Concur.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    pathConfigHelpSynopsis,
+		HelpDescription: strings.TrimSpace(pathConfigHelpDescription),
+	}
+}
+
+func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
+	snap, err := b.tokens.load(ctx, req.Storage)
+	if err != nil {
+		return false, err
+	}
+	return snap.state != nil, nil
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	snap, err := b.tokens.load(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if snap.state == nil {
+		return nil, nil
+	}
+	return &logical.Response{Data: configResponseData(snap.state, snap.unsaved)}, nil
+}
+
+// configResponseData is what config read shows: settings and state, no secret.
+func configResponseData(st *engineState, unsaved bool) map[string]any {
+	c, t := st.Config, st.Token
+	status := t.Status
+	if status == "" {
+		status = statusNeedsBootstrap
+	}
+	lastError := t.LastError
+	if unsaved {
+		status, lastError = statusDegraded, msgUnsaved
+	}
+	return map[string]any{
+		"client_id":                c.ClientID,
+		"company_uuid":             c.CompanyUUID,
+		"base_url":                 c.BaseURL,
+		"allowed_hosts":            c.AllowedHosts,
+		"refresh_margin":           int64(c.RefreshMargin / time.Second),
+		"client_secret_set":        c.ClientSecret != "",
+		"refresh_token_set":        t.RefreshToken != "",
+		"geolocation":              t.Geolocation,
+		"scope":                    t.Scope,
+		"access_token_expires_at":  formatTime(t.ExpiresAt),
+		"refresh_token_expires_at": formatTime(t.RefreshExpiresAt),
+		"last_refresh_at":          formatTime(t.LastRefreshAt),
+		"last_error":               lastError,
+		"last_error_at":            formatTime(t.LastErrorAt),
+		"status":                   status,
+	}
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// pathConfigWrite validates the new settings, obtains a working token from
+// Concur when a request or refresh token is given, and stores settings and
+// tokens together, or nothing.
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d, "revoke"); resp != nil {
+		return resp, nil
+	}
+	// Vault forwards writes from performance standbys and secondaries (see
+	// the Forward flags); this also covers any other node that may not write.
+	if !b.WriteSafeReplicationState() {
+		return nil, logical.ErrReadOnly
+	}
+	ts := b.tokens
+	// No renewal may run between reading the old state and storing the new.
+	ts.renewMu.Lock()
+	defer ts.renewMu.Unlock()
+
+	snap, err := ts.load(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if snap.unsaved {
+		// Store the newest tokens first; the new settings build on them.
+		if err := ts.save(ctx, req.Storage, snap.state, snap.client, true); err != nil {
+			return nil, logical.CodedError(http.StatusServiceUnavailable, msgUnsaved+"; try again once storage accepts writes")
+		}
+	}
+	prev := snap.state
+
+	cfg := configEntry{BaseURL: concur.DefaultBaseURL, AllowedHosts: []string{concur.DefaultAllowedHost}, RefreshMargin: defaultRefreshMargin * time.Second}
+	if prev != nil {
+		cfg = prev.Config
+	}
+	if resp := applyConfigFields(&cfg, d); resp != nil {
+		return resp, nil
+	}
+	requestToken, refreshToken, resp := tokenFields(d)
+	if resp != nil {
+		return resp, nil
+	}
+	for field, v := range map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret, "company_uuid": cfg.CompanyUUID} {
+		if v == "" {
+			return fieldError(field, "is required"), nil
+		}
+	}
+	allow, err := concur.ParseAllowedHosts(cfg.AllowedHosts)
+	if err != nil {
+		return fieldError("allowed_hosts", "%v", err), nil
+	}
+	if err := allow.Check(cfg.BaseURL); err != nil {
+		return fieldError("base_url", "%s is not allowed by allowed_hosts %v", cfg.BaseURL, cfg.AllowedHosts), nil
+	}
+	bootstrapping := !requestToken.IsZero() || !refreshToken.IsZero()
+	if prev != nil && !bootstrapping {
+		if cfg.ClientID != prev.Config.ClientID || cfg.CompanyUUID != prev.Config.CompanyUUID {
+			return logical.ErrorResponse("client_id, company_uuid: changing them needs a new request_token or refresh_token for that app and company"), nil
+		}
+		if geo := prev.Token.Geolocation; geo != "" {
+			if err := allow.Check(geo); err != nil {
+				return fieldError("allowed_hosts", "the current geolocation %s would no longer be allowed", geo), nil
+			}
+		}
+	}
+	client, err := b.newConcurClient(cfg.AllowedHosts)
+	if err != nil {
+		return fieldError("allowed_hosts", "%v", err), nil
+	}
+
+	next := &engineState{Config: cfg}
+	switch {
+	case bootstrapping:
+		var tok *concur.Token
+		var field string
+		if !requestToken.IsZero() {
+			field = "request_token"
+			tok, err = client.ExchangeRequestToken(ctx, cfg.BaseURL, cfg.credentials(), cfg.CompanyUUID, requestToken)
+		} else {
+			field = "refresh_token"
+			tok, err = client.Refresh(ctx, cfg.BaseURL, cfg.credentials(), refreshToken)
+		}
+		if err != nil {
+			return bootstrapError(field, err)
+		}
+		next = ts.withToken(next, tok)
+	case prev != nil:
+		next.Token = prev.Token
+	default:
+		next.Token.Status = statusNeedsBootstrap
+	}
+
+	if err := ts.save(ctx, req.Storage, next, client, bootstrapping); err != nil {
+		if isReadOnly(err) {
+			return nil, logical.ErrReadOnly
+		}
+		if bootstrapping {
+			return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
+		}
+		return nil, err
+	}
+	b.Logger().Info("configuration written", "bootstrapped", bootstrapping, "geolocation", next.Token.Geolocation)
+	resp = &logical.Response{Data: configResponseData(next, false)}
+	if w := next.Token.LastError; w != "" {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+// applyConfigFields copies and validates the non-token fields given.
+func applyConfigFields(cfg *configEntry, d *framework.FieldData) *logical.Response {
+	for _, field := range []string{"client_id", "client_secret"} {
+		raw, ok := d.GetOk(field)
+		if !ok {
+			continue
+		}
+		v := strings.TrimSpace(raw.(string))
+		if err := checkPrintable(v); err != nil {
+			return fieldError(field, "%v", err)
+		}
+		if field == "client_id" {
+			cfg.ClientID = v
+		} else {
+			cfg.ClientSecret = v
+		}
+	}
+	if raw, ok := d.GetOk("company_uuid"); ok {
+		v := strings.ToLower(strings.TrimSpace(raw.(string)))
+		if err := concur.ValidateUserID(v); err != nil {
+			return fieldError("company_uuid", "must be a UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789")
+		}
+		cfg.CompanyUUID = v
+	}
+	if raw, ok := d.GetOk("base_url"); ok {
+		v, err := concur.NormalizeBaseURL(raw.(string))
+		if err != nil {
+			return fieldError("base_url", "%v", err)
+		}
+		cfg.BaseURL = v
+	}
+	if raw, ok := d.GetOk("allowed_hosts"); ok {
+		hosts := make([]string, 0, len(raw.([]string)))
+		for _, h := range raw.([]string) {
+			if h = strings.TrimSpace(h); h != "" {
+				hosts = append(hosts, h)
+			}
+		}
+		if len(hosts) == 0 {
+			return fieldError("allowed_hosts", "needs at least one pattern")
+		}
+		if _, err := concur.ParseAllowedHosts(hosts); err != nil {
+			return fieldError("allowed_hosts", "%v", err)
+		}
+		cfg.AllowedHosts = hosts
+	}
+	if raw, ok := d.GetOk("refresh_margin"); ok {
+		m := time.Duration(raw.(int)) * time.Second
+		if m < minRefreshMargin || m > maxRefreshMargin {
+			return fieldError("refresh_margin", "must be between %s and %s", minRefreshMargin, maxRefreshMargin)
+		}
+		cfg.RefreshMargin = m
+	}
+	return nil
+}
+
+// tokenFields reads request_token and refresh_token, at most one of them.
+func tokenFields(d *framework.FieldData) (requestToken, refreshToken concur.Secret, resp *logical.Response) {
+	get := func(field string) (concur.Secret, *logical.Response) {
+		raw, ok := d.GetOk(field)
+		if !ok {
+			return concur.Secret{}, nil
+		}
+		v := strings.TrimSpace(raw.(string))
+		if v == "" {
+			return concur.Secret{}, fieldError(field, "is empty")
+		}
+		if err := checkPrintable(v); err != nil {
+			return concur.Secret{}, fieldError(field, "%v", err)
+		}
+		return concur.NewSecret(v), nil
+	}
+	if requestToken, resp = get("request_token"); resp != nil {
+		return
+	}
+	if refreshToken, resp = get("refresh_token"); resp != nil {
+		return
+	}
+	if !requestToken.IsZero() && !refreshToken.IsZero() {
+		resp = logical.ErrorResponse("request_token, refresh_token: give one or the other, not both")
+	}
+	return
+}
+
+// checkPrintable refuses values that cannot be credentials or ids.
+func checkPrintable(v string) error {
+	if v == "" {
+		return errors.New("is empty")
+	}
+	if len(v) > maxFieldLength {
+		return fmt.Errorf("is longer than %d characters", maxFieldLength)
+	}
+	for _, r := range v {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return errors.New("contains whitespace or control characters")
+		}
+	}
+	return nil
+}
+
+// bootstrapError explains why Concur would not issue a token for the given
+// settings. A refusal names the field most likely at fault (400); trouble at
+// Concur is a gateway error.
+func bootstrapError(field string, err error) (*logical.Response, error) {
+	var ce *concur.Error
+	if !errors.As(err, &ce) || ce.Class != concur.ClassPermanent {
+		return nil, upstreamError(err)
+	}
+	switch ce.Code {
+	case 61:
+		field = "client_id"
+	case 64, 59:
+		field = "client_id, client_secret"
+	case 53:
+		field = "company_uuid"
+	case 5:
+		if field == "request_token" {
+			field = "request_token (or client_secret)"
+		}
+	}
+	if field == "" {
+		field = "config"
+	}
+	return logical.ErrorResponse("%s: Concur refused it, nothing was stored: %s", field, ce.Error()), nil
+}
+
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	if !b.WriteSafeReplicationState() {
+		return nil, logical.ErrReadOnly
+	}
+	if d.Get("revoke").(bool) {
+		sv, err := b.tokens.usable(ctx, req.Storage, minServeTTL)
+		if err != nil {
+			return nil, err
+		}
+		err = sv.client.RevokeConnection(ctx, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken))
+		if err != nil {
+			return nil, upstreamError(err)
+		}
+		b.Logger().Info("connection revoked at Concur")
+	}
+	ts := b.tokens
+	ts.renewMu.Lock()
+	defer ts.renewMu.Unlock()
+	if err := req.Storage.Delete(ctx, stateStorageKey); err != nil {
+		if isReadOnly(err) {
+			return nil, logical.ErrReadOnly
+		}
+		return nil, err
+	}
+	ts.publish(nil, nil, false)
+	return nil, nil
+}

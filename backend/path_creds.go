@@ -1,0 +1,97 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// maxMinTTL keeps min_ttl satisfiable by a fresh one-hour Concur token, so a
+// reader cannot make every read a Concur call.
+const maxMinTTL = 55 * time.Minute
+
+const pathCredsHelpSynopsis = "Read the company's current Concur bearer token."
+
+const pathCredsHelpDescription = `
+Returns the company's cached, multiple-use bearer token (access_token), when
+it expires (expires_at, ttl in seconds), the API host to call with it
+(geolocation), the company UUID and the granted scopes.
+
+All readers share one token: the engine renews it in the background before it
+expires, so reading creds does not call Concur. min_ttl (seconds, at most
+3300) asks for a token with at least that much life left, renewing first if
+needed.
+
+There is no lease: Concur cannot revoke one bearer token on its own. To keep
+the token out of intermediaries, read it with response wrapping
+(vault read -wrap-ttl=60s concur/creds).
+`
+
+func pathCreds(b *backend) *framework.Path {
+	return &framework.Path{
+		Pattern: "creds",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "concur",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"min_ttl": {
+				Type:        framework.TypeDurationSecond,
+				Query:       true,
+				Description: "Renew first if the current token has less than this left (seconds or a duration such as 30m; at most 55m).",
+			},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathCredsRead,
+				Summary:  "Read the current bearer token.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					OperationVerb:   "read",
+					OperationSuffix: "credentials",
+				},
+			},
+		},
+		HelpSynopsis:    pathCredsHelpSynopsis,
+		HelpDescription: strings.TrimSpace(pathCredsHelpDescription),
+	}
+}
+
+func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	need := minServeTTL
+	if len(req.Data) > 0 {
+		if resp := rejectUnknownFields(req, d); resp != nil {
+			return resp, nil
+		}
+		raw, ok, err := d.GetOkErr("min_ttl")
+		if err != nil {
+			return fieldError("min_ttl", "%v", err), nil
+		}
+		if ok {
+			minTTL := time.Duration(raw.(int)) * time.Second
+			if minTTL > maxMinTTL {
+				return fieldError("min_ttl", "must be at most %d seconds: Concur issues one-hour tokens", int(maxMinTTL.Seconds())), nil
+			}
+			need = max(need, minTTL)
+		}
+	}
+	sv, err := b.tokens.usable(ctx, req.Storage, need)
+	if err != nil {
+		return nil, err
+	}
+	t := sv.state.Token
+	resp := &logical.Response{Data: map[string]any{
+		"access_token": t.AccessToken,
+		"token_type":   t.TokenType,
+		"expires_at":   formatTime(t.ExpiresAt),
+		"ttl":          int64(t.ExpiresAt.Sub(b.now()) / time.Second),
+		"geolocation":  t.Geolocation,
+		"company_uuid": sv.state.Config.CompanyUUID,
+		"scope":        t.Scope,
+	}}
+	for _, w := range sv.warnings {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}

@@ -1,0 +1,192 @@
+package backend
+
+import (
+	"context"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
+)
+
+const (
+	maxProfileCount = 100 // Identity v4's page-size limit
+)
+
+const pathProfileHelpSynopsis = "Read users from Concur Identity v4 with the company token."
+
+const pathProfileHelpDescription = `
+profile/<user-uuid> returns one Identity v4 user, exactly as Concur sends it
+(id, userName, name, emails, the enterprise extension, ...), limited to what
+the app's identity.user.* scopes allow. attributes and excluded_attributes
+(comma lists) narrow it.
+
+profile with exactly one of user_name, employee_number or external_id finds
+the matching users: total_results, start_index, items_per_page and users.
+count (1-100, default 10) and start_index (from 1) page through them.
+
+Apps that may read profiles never see the bearer token. If Concur refuses the
+token before it expires, the engine renews it once and retries once.
+`
+
+func pathProfile(b *backend) []*framework.Path {
+	projection := map[string]*framework.FieldSchema{
+		"attributes": {
+			Type:        framework.TypeCommaStringSlice,
+			Query:       true,
+			Description: "Only these attributes (Identity v4 names, e.g. userName,emails). id is always returned.",
+		},
+		"excluded_attributes": {
+			Type:        framework.TypeCommaStringSlice,
+			Query:       true,
+			Description: "Leave these attributes out.",
+		},
+	}
+	byID := map[string]*framework.FieldSchema{
+		"id": {
+			Type:        framework.TypeString,
+			Description: "The user's Concur UUID.",
+		},
+	}
+	search := map[string]*framework.FieldSchema{
+		"user_name":       {Type: framework.TypeString, Query: true, Description: "Find the user with this userName (login id)."},
+		"employee_number": {Type: framework.TypeString, Query: true, Description: "Find users with this employeeNumber."},
+		"external_id":     {Type: framework.TypeString, Query: true, Description: "Find users with this externalId."},
+		"count":           {Type: framework.TypeInt, Query: true, Description: "Page size, 1 to 100 (Concur's default: 10)."},
+		"start_index":     {Type: framework.TypeInt, Query: true, Description: "1-based index of the first result (default 1)."},
+	}
+	for k, v := range projection {
+		byID[k] = v
+		search[k] = v
+	}
+	return []*framework.Path{
+		{
+			Pattern:      "profile/(?P<id>.+)",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "concur"},
+			Fields:       byID,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:     b.pathProfileRead,
+					Summary:      "Read one Identity v4 user by Concur UUID.",
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "profile"},
+				},
+			},
+			HelpSynopsis:    pathProfileHelpSynopsis,
+			HelpDescription: strings.TrimSpace(pathProfileHelpDescription),
+		},
+		{
+			Pattern:      "profile/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "concur"},
+			Fields:       search,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:     b.pathProfileSearch,
+					Summary:      "Find Identity v4 users by user_name, employee_number or external_id.",
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "search", OperationSuffix: "profiles"},
+				},
+			},
+			HelpSynopsis:    pathProfileHelpSynopsis,
+			HelpDescription: strings.TrimSpace(pathProfileHelpDescription),
+		},
+	}
+}
+
+func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	id := d.Get("id").(string)
+	if err := concur.ValidateUserID(id); err != nil {
+		return fieldError("id", "must be a Concur user UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789"), nil
+	}
+	q := concur.UserQuery{Attributes: d.Get("attributes").([]string), ExcludedAttributes: d.Get("excluded_attributes").([]string)}
+	var user map[string]any
+	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
+		user, err = c.GetUser(ctx, host, token, strings.ToLower(id), q)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: user}, nil
+}
+
+func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	f := concur.UserFilter{Attributes: d.Get("attributes").([]string), ExcludedAttributes: d.Get("excluded_attributes").([]string)}
+	var given []string
+	for field, attr := range map[string]string{"user_name": concur.FilterUserName, "employee_number": concur.FilterEmployeeNumber, "external_id": concur.FilterExternalID} {
+		if raw, ok := d.GetOk(field); ok {
+			v := raw.(string)
+			if v == "" || len(v) > 256 {
+				return fieldError(field, "must be 1 to 256 characters"), nil
+			}
+			given = append(given, field)
+			f.Attribute, f.Value = attr, v
+		}
+	}
+	if len(given) != 1 {
+		return logical.ErrorResponse("user_name, employee_number, external_id: give exactly one"), nil
+	}
+	if raw, ok := d.GetOk("count"); ok {
+		if f.Count = raw.(int); f.Count < 1 || f.Count > maxProfileCount {
+			return fieldError("count", "must be between 1 and %d", maxProfileCount), nil
+		}
+	}
+	if raw, ok := d.GetOk("start_index"); ok {
+		if f.StartIndex = raw.(int); f.StartIndex < 1 {
+			return fieldError("start_index", "must be 1 or more"), nil
+		}
+	}
+	var list *concur.UserList
+	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
+		list, err = c.FindUsers(ctx, host, token, f)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	users := make([]any, 0, len(list.Resources))
+	for _, u := range list.Resources {
+		users = append(users, u)
+	}
+	return &logical.Response{Data: map[string]any{
+		"total_results":  list.TotalResults,
+		"start_index":    list.StartIndex,
+		"items_per_page": list.ItemsPerPage,
+		"users":          users,
+	}}, nil
+}
+
+// withBearer calls Concur with the current access token. If Concur refuses
+// the token before its expiry (401/403), the token is renewed once and the
+// call retried once.
+func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(c *concur.Client, host string, token concur.Secret) error) error {
+	sv, err := b.tokens.usable(ctx, s, minServeTTL)
+	if err != nil {
+		return err
+	}
+	err = call(sv.client, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken))
+	if !concur.IsUnauthorized(err) {
+		if err != nil {
+			return upstreamError(err)
+		}
+		return nil
+	}
+	if !b.WriteSafeReplicationState() {
+		return logical.ErrReadOnly
+	}
+	if rerr := b.tokens.renewRejected(ctx, s, sv.state.Token.AccessToken); rerr != nil {
+		return upstreamError(rerr)
+	}
+	if sv, err = b.tokens.usable(ctx, s, minServeTTL); err != nil {
+		return err
+	}
+	if err = call(sv.client, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken)); err != nil {
+		return upstreamError(err)
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package backend
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
+)
+
+func TestProfileByID(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 5})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[2]
+
+	resp := e.mustOK(logical.ReadOperation, "profile/"+user.ID, nil)
+	if resp.Data["id"] != user.ID || resp.Data["userName"] != user.UserName {
+		t.Errorf("got id %v userName %v, want %s %s", resp.Data["id"], resp.Data["userName"], user.ID, user.UserName)
+	}
+	if _, ok := resp.Data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]; !ok {
+		t.Errorf("the enterprise extension is missing: %v", resp.Data)
+	}
+
+	resp = e.mustOK(logical.ReadOperation, "profile/"+user.ID, map[string]any{"attributes": "userName"})
+	if _, ok := resp.Data["emails"]; ok {
+		t.Errorf("attributes=userName still returned emails")
+	}
+}
+
+func TestProfileSearch(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 5})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[3]
+
+	for field, value := range map[string]string{"user_name": user.UserName, "employee_number": user.EmployeeNumber, "external_id": user.ExternalID} {
+		resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{field: value})
+		users := resp.Data["users"].([]any)
+		if len(users) != 1 || users[0].(map[string]any)["id"] != user.ID {
+			t.Errorf("%s=%s found %v, want the one user %s", field, value, users, user.ID)
+		}
+		if resp.Data["total_results"] != 1 {
+			t.Errorf("%s: total_results %v", field, resp.Data["total_results"])
+		}
+	}
+}
+
+func TestProfileBadInputNamesTheField(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{})
+	e.bootstrap()
+	calls := e.sim.Calls(concurtest.EndpointUsers)
+	for _, tc := range []struct {
+		path  string
+		data  map[string]any
+		field string
+	}{
+		{"profile/not-a-uuid", nil, "id"},
+		{"profile/../../oauth2/v0/token", nil, "id"},
+		{"profile/3df11695-e8bb-40ff-8e98-c85913ab2789?x=1", nil, "id"},
+		{"profile/3df11695-e8bb-40ff-8e98-c85913ab2789%2F..", nil, "id"},
+		{"profile", nil, "user_name, employee_number, external_id"},
+		{"profile", map[string]any{"user_name": "a", "external_id": "b"}, "user_name, employee_number, external_id"},
+		{"profile", map[string]any{"user_name": ""}, "user_name"},
+		{"profile", map[string]any{"user_name": "a", "count": 500}, "count"},
+		{"profile", map[string]any{"user_name": "a", "start_index": 0}, "start_index"},
+		{"profile", map[string]any{"user_name": "a", "filter": "x"}, "filter"},
+	} {
+		resp, err := e.request(logical.ReadOperation, tc.path, tc.data)
+		if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tc.field) {
+			t.Errorf("%s %v: got %v / %v, want a 400 naming %q", tc.path, tc.data, resp, err, tc.field)
+		}
+	}
+	if e.sim.Calls(concurtest.EndpointUsers) != calls {
+		t.Errorf("bad input reached Concur")
+	}
+}
+
+func TestProfileUnknownUserIs404(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{})
+	e.bootstrap()
+	_, err := e.request(logical.ReadOperation, "profile/3df11695-e8bb-40ff-8e98-c85913ab2789", nil)
+	if codeOf(err) != 404 {
+		t.Errorf("unknown user: %v, want 404", err)
+	}
+}
+
+func TestProfileRefreshesOnceWhenConcurRejectsTheToken(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		t.Run(strings.TrimSpace(string(rune('0'+status/100))+"xx"), func(t *testing.T) {
+			e := newTestEnv(t, concurtest.Options{UnauthorizedStatus: status, Rotation: concurtest.RotationGrace})
+			e.bootstrap()
+			user := e.sim.Users(testCompany)[0]
+			// Concur drops the connection's tokens (an admin reconnects, say) but a
+			// fresh grant from the still-valid refresh token works again.
+			e.sim.InjectFault(concurtest.EndpointUsers, 1, concurtest.Fault{Kind: concurtest.FaultStatus, Status: status})
+			before := e.sim.GrantCalls("refresh_token")
+			resp := e.mustOK(logical.ReadOperation, "profile/"+user.ID, nil)
+			if resp.Data["id"] != user.ID {
+				t.Errorf("retry did not return the user")
+			}
+			if got := e.sim.GrantCalls("refresh_token") - before; got != 1 {
+				t.Errorf("refresh grants after a %d: %d, want 1", status, got)
+			}
+		})
+	}
+}
+
+func TestProfileGivesUpAfterOneRetry(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[0]
+	e.sim.InjectFault(concurtest.EndpointUsers, 10, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 401})
+	before := e.sim.GrantCalls("refresh_token")
+	_, err := e.request(logical.ReadOperation, "profile/"+user.ID, nil)
+	if codeOf(err) != 502 || !strings.Contains(err.Error(), "401") {
+		t.Errorf("got %v, want 502 naming Concur's 401", err)
+	}
+	if got := e.sim.GrantCalls("refresh_token") - before; got != 1 {
+		t.Errorf("refresh grants = %d, want exactly 1", got)
+	}
+	if e.sim.Calls(concurtest.EndpointUsers) != 2 {
+		t.Errorf("Identity calls = %d, want 2 (one retry)", e.sim.Calls(concurtest.EndpointUsers))
+	}
+}
+
+func TestRotate(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
+	e.bootstrap()
+	old := e.creds()["access_token"]
+	e.clock.Advance(time.Minute)
+
+	resp := e.mustOK(logical.UpdateOperation, "rotate", nil)
+	if _, ok := resp.Data["access_token"]; ok {
+		t.Errorf("rotate returned a token")
+	}
+	want := e.clock.Now().Add(time.Hour).Format(time.RFC3339)
+	if resp.Data["access_token_expires_at"] != want {
+		t.Errorf("access_token_expires_at %v, want %s", resp.Data["access_token_expires_at"], want)
+	}
+	if e.creds()["access_token"] == old {
+		t.Errorf("creds still serves the pre-rotation token")
+	}
+	if resp, _ := e.request(logical.UpdateOperation, "rotate", map[string]any{"force": true}); resp == nil || !resp.IsError() {
+		t.Errorf("unknown field accepted on rotate")
+	}
+}
