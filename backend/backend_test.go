@@ -28,7 +28,7 @@ var testEpoch = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 // testEnv is one mount of the engine wired to an in-process Concur
 // simulator, sharing one controllable clock.
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	sim     *concurtest.Server
 	clock   *concurtest.Clock
 	b       *backend
@@ -37,7 +37,7 @@ type testEnv struct {
 	logs    *syncBuffer
 }
 
-func newTestEnv(t *testing.T, simOpts concurtest.Options) *testEnv {
+func newTestEnv(t testing.TB, simOpts concurtest.Options) *testEnv {
 	t.Helper()
 	clock := concurtest.NewClock(testEpoch)
 	simOpts.Clock = clock
