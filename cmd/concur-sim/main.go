@@ -1,0 +1,208 @@
+// Command concur-sim runs the SAP Concur simulator (package concurtest) as a
+// standalone process for `make dev` and for tests that need a separate
+// process. It prints exactly one line on stdout,
+//
+//	concur-sim listening on http://127.0.0.1:PORT
+//
+// logs one line per request on stderr (never a secret), serves the /_sim/
+// admin endpoints (see concurtest.Server.EnableAdmin) and exits 0 after a
+// graceful shutdown on SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
+)
+
+// Fixed defaults so that `concur-sim` with no flags is reproducible. They
+// are simulator values, not real credentials.
+const (
+	defaultListen       = "127.0.0.1:18080"
+	defaultClientID     = "5f0d6d0c-5b0e-4a77-9c61-3f1e4b0c2a11"
+	defaultClientSecret = "0b6b4f3e-9a4e-4d6f-8f5c-7d7e2c1a9b00"
+	defaultCompanyUUID  = "aa076ada-80a9-4f57-8e98-9300b1c3171d"
+	shutdownTimeout     = 10 * time.Second
+)
+
+func main() {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, stop))
+}
+
+type config struct {
+	listen, clientID, clientSecret, companyUUID string
+	requestToken, refreshToken                  string
+	rotation                                    string
+	grace, requestTokenTTL, accessTokenTTL      time.Duration
+	requestTokenUses, users                     int
+	tlsCert, tlsKey, geolocation                string
+	dataCenters, companyDC, scopes              string
+	expiresAsStrings, rejectCharset             bool
+	refreshErrorStatus, unauthorizedStatus      int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("concur-sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.listen, "listen", defaultListen, "address of the first data centre (port 0 picks a free one)")
+	fs.StringVar(&c.clientID, "client-id", defaultClientID, "OAuth2 client id to register")
+	fs.StringVar(&c.clientSecret, "client-secret", defaultClientSecret, "OAuth2 client secret to register")
+	fs.StringVar(&c.companyUUID, "company-uuid", defaultCompanyUUID, "company UUID to register")
+	fs.StringVar(&c.requestToken, "request-token", "", "company request token to register; empty generates one (printed on stderr)")
+	fs.StringVar(&c.refreshToken, "refresh-token", "", "refresh token to register as live (none if empty)")
+	fs.StringVar(&c.rotation, "rotation", "stable", "refresh-token rotation: stable, rotate or grace")
+	fs.DurationVar(&c.grace, "grace", concurtest.DefaultGraceWindow, "grace window of the old refresh token in grace rotation")
+	fs.IntVar(&c.requestTokenUses, "request-token-uses", concurtest.DefaultRequestUses, "successful grants per request token (negative: unlimited)")
+	fs.DurationVar(&c.requestTokenTTL, "request-token-ttl", concurtest.DefaultRequestTokenTTL, "request token lifetime")
+	fs.DurationVar(&c.accessTokenTTL, "access-token-ttl", concurtest.AccessTokenLifetime, "access token lifetime (expires_in); shorten it to watch renewals")
+	fs.IntVar(&c.users, "users", concurtest.DefaultUsers, "simulated Identity users of the company")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.geolocation, "geolocation", "", "geolocation value put in token responses (default: the data centre's own URL)")
+	fs.StringVar(&c.dataCenters, "data-centers", concurtest.DefaultDataCenter, "comma-separated data-centre names; the first is served on --listen, the others on free loopback ports")
+	fs.StringVar(&c.companyDC, "company-data-center", "", "data centre the company lives in (default: the first); others answer code 16")
+	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes of the client (default: openid and every identity.user.*.read)")
+	fs.BoolVar(&c.expiresAsStrings, "expires-as-strings", false, "send expires_in and refresh_expires_in as numeric strings")
+	fs.BoolVar(&c.rejectCharset, "reject-charset", false, "answer code 135 to a form Content-Type with a charset")
+	fs.IntVar(&c.refreshErrorStatus, "refresh-error-status", 400, "HTTP status of code-108 answers")
+	fs.IntVar(&c.unauthorizedStatus, "unauthorized-status", 401, "HTTP status for a bad or expired bearer token (401 or 403)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	switch concurtest.Rotation(c.rotation) {
+	case concurtest.RotationStable, concurtest.RotationRotate, concurtest.RotationGrace:
+	default:
+		return nil, fmt.Errorf("--rotation must be stable, rotate or grace, not %q", c.rotation)
+	}
+	if c.clientID == "" || c.clientSecret == "" || c.companyUUID == "" {
+		return nil, errors.New("--client-id, --client-secret and --company-uuid must not be empty")
+	}
+	return c, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// run is main without the process: tests call it with their own writers
+// and stop channel. It returns the exit code.
+func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "concur-sim:", err)
+		return 2
+	}
+	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
+	opts := concurtest.Options{
+		Rotation:           concurtest.Rotation(c.rotation),
+		GraceWindow:        c.grace,
+		RequestTokenUses:   c.requestTokenUses,
+		RequestTokenTTL:    c.requestTokenTTL,
+		AccessTokenTTL:     c.accessTokenTTL,
+		DataCenters:        splitList(c.dataCenters),
+		Geolocation:        c.geolocation,
+		ExpiresAsStrings:   c.expiresAsStrings,
+		RejectCharset:      c.rejectCharset,
+		RefreshErrorStatus: c.refreshErrorStatus,
+		UnauthorizedStatus: c.unauthorizedStatus,
+		Users:              c.users,
+		Logf:               logger.Printf,
+	}
+	if c.users == 0 {
+		opts.Users = -1 // the flag says 0 users; Options treats 0 as "default"
+	}
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			fmt.Fprintln(stderr, "concur-sim: loading TLS key pair:", err)
+			return 1
+		}
+		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	l, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "concur-sim:", err)
+		return 1
+	}
+	s, err := concurtest.NewServerOn(l, opts)
+	if err != nil {
+		_ = l.Close()
+		fmt.Fprintln(stderr, "concur-sim:", err)
+		return 1
+	}
+	if c.companyDC != "" && s.URLOf(c.companyDC) == "" {
+		s.Close()
+		fmt.Fprintf(stderr, "concur-sim: --company-data-center %q is not in --data-centers\n", c.companyDC)
+		return 2
+	}
+	s.AddClient(c.clientID, c.clientSecret, splitList(c.scopes)...)
+	s.AddCompany(c.companyUUID, c.companyDC)
+	if c.requestToken == "" {
+		// A simulated secret, so it goes to stderr only, and only because
+		// nobody else knows it.
+		fmt.Fprintln(stderr, "concur-sim: generated request token:", s.NewRequestToken(c.clientID, c.companyUUID))
+	} else {
+		s.AddRequestToken(c.clientID, c.companyUUID, c.requestToken)
+	}
+	if c.refreshToken != "" {
+		s.AddRefreshToken(c.clientID, c.companyUUID, c.refreshToken)
+	}
+	s.EnableAdmin(c.clientID, c.companyUUID)
+
+	for _, dc := range s.DataCenters() {
+		fmt.Fprintf(stderr, "concur-sim: data centre %s at %s\n", dc, s.URLOf(dc))
+	}
+	fmt.Fprintf(stderr, "concur-sim: client id %s, company %s (lives in %s)\n", c.clientID, c.companyUUID,
+		firstNonEmpty(c.companyDC, s.DataCenters()[0]))
+	fmt.Fprintf(stdout, "concur-sim listening on %s\n", s.URL)
+
+	sig := <-stop
+	fmt.Fprintf(stderr, "concur-sim: %v, shutting down\n", sig)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		// In-flight requests (e.g. a long delay fault) outlived the grace
+		// period; cut them off. Stopping was still what was asked for.
+		fmt.Fprintln(stderr, "concur-sim: forced close:", err)
+		s.Close()
+	}
+	return 0
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

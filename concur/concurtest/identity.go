@@ -1,0 +1,367 @@
+package concurtest
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+const usersPath = "/profile/identity/v4/Users"
+
+// Identity v4 paging limits (reference 7.3).
+const (
+	DefaultUserCount = 10
+	MaxUserCount     = 100
+)
+
+// scimError writes the SCIM error shape of reference 7.5 (status is a string).
+func scimError(w http.ResponseWriter, status int, scimType, detail string) {
+	body := map[string]any{
+		"schemas": []any{SchemaError},
+		"status":  strconv.Itoa(status),
+		"detail":  detail,
+	}
+	if scimType != "" {
+		body["scimType"] = scimType
+	}
+	writeJSON(w, status, body)
+}
+
+// handleUsers serves GET /profile/identity/v4/Users and /Users/{id}.
+func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		scimError(w, http.StatusMethodNotAllowed, "", "method not allowed")
+		return
+	}
+	tok, status := s.bearer(r)
+	if tok == nil {
+		s.writeUnauthorized(w, r, status)
+		return
+	}
+	allowed := scopeAttributes(tok.scopes)
+	if len(allowed) == 0 {
+		// Undocumented; the gateway answers 403 for a missing scope (D-ER).
+		writeGatewayError(w, http.StatusForbidden, "FORBIDDEN", "insufficient scope", r.URL.Path, s.Clock.Now())
+		return
+	}
+	q := r.URL.Query()
+	attrs, err := parseAttrList(q.Get("attributes"))
+	if err != nil {
+		scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
+		return
+	}
+	excluded, err := parseAttrList(q.Get("excludedAttributes"))
+	if err != nil {
+		scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
+		return
+	}
+	proj := projection{allowed: allowed, attrs: attrs, excluded: excluded}
+
+	s.mu.Lock()
+	users := s.usersLocked(tok.company)
+	s.mu.Unlock()
+	var manager *simUser
+	if len(users) > 0 {
+		manager = users[0]
+	}
+	render := func(u *simUser) map[string]any { return proj.apply(u.resource(c.dc.url, manager)) }
+
+	if id, single := strings.CutPrefix(r.URL.Path, usersPath+"/"); single {
+		if !isUUID(id) {
+			scimError(w, http.StatusBadRequest, "invalidValue", "Invalid user id ["+id+"]: not a UUID")
+			return
+		}
+		for _, u := range users {
+			if strings.EqualFold(u.ID, id) {
+				writeJSON(w, http.StatusOK, render(u))
+				return
+			}
+		}
+		scimError(w, http.StatusNotFound, "", "User not found: "+id)
+		return
+	}
+
+	match := func(*simUser) bool { return true }
+	if f := q.Get("filter"); f != "" {
+		if match, err = parseFilter(f); err != nil {
+			scimError(w, http.StatusBadRequest, "invalidFilter", err.Error())
+			return
+		}
+	}
+	start, err := intParam(q, "startIndex", 1)
+	if err != nil {
+		scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
+		return
+	}
+	count, err := intParam(q, "count", DefaultUserCount)
+	if err != nil {
+		scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
+		return
+	}
+	// RFC 7644 3.4.2.4: startIndex < 1 means 1, a negative count means 0;
+	// Concur caps count at 100.
+	start = max(start, 1)
+	count = min(max(count, 0), MaxUserCount)
+	var matched []*simUser
+	for _, u := range users {
+		if match(u) {
+			matched = append(matched, u)
+		}
+	}
+	resources := []any{}
+	for i := start - 1; i < len(matched) && len(resources) < count; i++ {
+		resources = append(resources, render(matched[i]))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"schemas":      []any{SchemaListResponse},
+		"totalResults": len(matched),
+		"startIndex":   start,
+		"itemsPerPage": len(resources),
+		"Resources":    resources,
+	})
+}
+
+func intParam(q map[string][]string, name string, def int) (int, error) {
+	v := ""
+	if vs := q[name]; len(vs) > 0 {
+		v = vs[0]
+	}
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, &paramError{"Invalid value for " + name + " [" + v + "]"}
+	}
+	return n, nil
+}
+
+type paramError struct{ msg string }
+
+func (e *paramError) Error() string { return e.msg }
+
+// parseFilter accepts what Identity v4 supports: one of userName,
+// employeeNumber, externalId compared with eq against a quoted string.
+func parseFilter(f string) (func(*simUser) bool, error) {
+	attr, rest, ok := strings.Cut(strings.TrimSpace(f), " ")
+	if !ok {
+		return nil, &paramError{"Invalid filter [" + f + "]"}
+	}
+	op, value, ok := strings.Cut(strings.TrimSpace(rest), " ")
+	if !ok {
+		return nil, &paramError{"Invalid filter [" + f + "]"}
+	}
+	if !strings.EqualFold(op, "eq") {
+		return nil, &paramError{"Unsupported filter operator [" + op + "]"}
+	}
+	var want string
+	if err := json.Unmarshal([]byte(strings.TrimSpace(value)), &want); err != nil {
+		return nil, &paramError{"Invalid filter value in [" + f + "]"}
+	}
+	switch strings.ToLower(attr) {
+	case "username", strings.ToLower(SchemaCoreUser) + ":username":
+		// userName is case-insensitive in SCIM (caseExact false).
+		return func(u *simUser) bool { return strings.EqualFold(u.UserName, want) }, nil
+	case "employeenumber", strings.ToLower(SchemaEnterpriseUser) + ":employeenumber":
+		return func(u *simUser) bool { return u.EmployeeNumber == want }, nil
+	case "externalid", strings.ToLower(SchemaCoreUser) + ":externalid":
+		return func(u *simUser) bool { return u.ExternalID == want }, nil
+	}
+	return nil, &paramError{"Unsupported filter attribute [" + attr + "]"}
+}
+
+// userSchema lists each top-level attribute with its sub-attributes, keyed
+// by lower-case name (SCIM attribute names are case-insensitive).
+func userSchema() map[string][]string {
+	list := map[string][]string{
+		"schemas": nil, "id": nil, "externalId": nil, "userName": nil, "active": nil,
+		"displayName": nil, "nickName": nil, "title": nil, "preferredLanguage": nil,
+		"timezone": nil, "dateOfBirth": nil, "gender": nil, "entitlements": nil,
+		"emergencyContacts": nil,
+		"name":              {"familyName", "givenName", "middleName", "honorificPrefix", "honorificSuffix", "familyNamePrefix", "formatted"},
+		"emails":            {"value", "type", "primary", "verified", "notifications"},
+		"phoneNumbers":      {"value", "type", "primary", "notifications"},
+		"addresses":         {"type", "streetAddress", "locality", "region", "postalCode", "country", "primary"},
+		"meta":              {"resourceType", "created", "lastModified", "version", "location"},
+		"localeOverrides": {"preferenceDateFormat", "preferenceStartDayViewHour", "preferenceEndDayViewHour",
+			"preferenceNegativeNumberFormat", "preferenceNegativeCurrencyFormat", "preferenceCurrencySymbolLocation",
+			"preferenceFirstDayOfWeek", "preferenceDefaultCalView", "preference24Hour",
+			"preferenceHourMinuteSeparator", "preferenceDistance", "preferenceNumberFormat"},
+		SchemaEnterpriseUser: {"companyId", "employeeNumber", "costCenter", "department", "division",
+			"orgUnit", "organization", "manager", "startDate", "terminationDate"},
+		SchemaSAPUser: {"userUuid"},
+	}
+	out := make(map[string][]string, len(list)+1)
+	for k, v := range list {
+		out[strings.ToLower(k)] = append([]string{k}, v...) // [0] is the canonical name
+	}
+	return out
+}
+
+// attrPath is a parsed attribute reference: top-level key and optional sub-attribute.
+type attrPath struct{ top, sub string }
+
+// parseAttrList parses a comma list such as
+// "userName,name.givenName,urn:...:enterprise:2.0:User:employeeNumber".
+// Unknown names are a 400, like Concur's "Invalid attribute path [...]".
+func parseAttrList(v string) ([]attrPath, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	schema := userSchema()
+	var out []attrPath
+	for _, raw := range strings.Split(v, ",") {
+		p := strings.TrimSpace(raw)
+		lower := strings.ToLower(p)
+		top, sub := lower, ""
+		switch {
+		case strings.HasPrefix(lower, strings.ToLower(SchemaEnterpriseUser)),
+			strings.HasPrefix(lower, strings.ToLower(SchemaSAPUser)):
+			urn := strings.ToLower(SchemaEnterpriseUser)
+			if !strings.HasPrefix(lower, urn) {
+				urn = strings.ToLower(SchemaSAPUser)
+			}
+			top, sub = urn, strings.TrimPrefix(strings.TrimPrefix(lower, urn), ":")
+			if sub != "" && !strings.HasPrefix(lower, urn+":") {
+				return nil, &paramError{"Invalid attribute path [" + p + "]"}
+			}
+		default:
+			lower = strings.TrimPrefix(lower, strings.ToLower(SchemaCoreUser)+":")
+			top, sub, _ = strings.Cut(lower, ".")
+		}
+		entry, ok := schema[top]
+		if !ok {
+			return nil, &paramError{"Invalid attribute path [" + p + "]"}
+		}
+		path := attrPath{top: entry[0]}
+		if sub != "" {
+			for _, s := range entry[1:] {
+				if strings.EqualFold(s, sub) {
+					path.sub = s
+				}
+			}
+			if path.sub == "" {
+				return nil, &paramError{"Invalid attribute path [" + p + "]"}
+			}
+		}
+		out = append(out, path)
+	}
+	return out, nil
+}
+
+// scopeAttributes maps the token's identity.user.*.read scopes to the
+// top-level attributes they reveal (reference 7.2). Empty: no read scope.
+func scopeAttributes(scopes []string) map[string]bool {
+	byScope := map[string][]string{
+		ScopeIdentityIDsRead:  {"id", "userName", "externalId"},
+		ScopeIdentityCoreRead: {"id", "active", "displayName", "name", "localeOverrides", "meta", "preferredLanguage", "timezone", "title", "nickName"},
+		ScopeIdentityCoreSensitiveRead: {"id", "addresses", "emails", "phoneNumbers", "emergencyContacts",
+			"dateOfBirth", "gender"},
+		ScopeIdentityEnterpriseRead: {"id", SchemaEnterpriseUser, "entitlements"},
+		ScopeIdentitySAPRead:        {"id", SchemaSAPUser},
+	}
+	allowed := map[string]bool{}
+	for _, sc := range scopes {
+		for _, a := range byScope[sc] {
+			allowed[a] = true
+		}
+	}
+	if len(allowed) > 0 {
+		allowed["schemas"] = true
+	}
+	return allowed
+}
+
+// projection narrows a full user to what the token's scopes allow and the
+// request's attributes/excludedAttributes ask for. id and schemas are
+// always returned (SCIM "returned: always").
+type projection struct {
+	allowed         map[string]bool
+	attrs, excluded []attrPath
+}
+
+func (p projection) apply(full map[string]any) map[string]any {
+	visible := map[string]any{}
+	for k, v := range full {
+		if p.allowed[k] {
+			visible[k] = v
+		}
+	}
+	out := visible
+	if len(p.attrs) > 0 {
+		out = map[string]any{"id": visible["id"], "schemas": visible["schemas"]}
+		for _, a := range p.attrs {
+			v, ok := visible[a.top]
+			if !ok {
+				continue
+			}
+			if a.sub == "" {
+				out[a.top] = v
+				continue
+			}
+			out[a.top] = mergeSub(out[a.top], v, a.sub)
+		}
+	}
+	for _, a := range p.excluded {
+		if a.top == "id" || a.top == "schemas" {
+			continue
+		}
+		if a.sub == "" {
+			delete(out, a.top)
+			continue
+		}
+		if v, ok := out[a.top]; ok {
+			out[a.top] = dropSub(v, a.sub)
+		}
+	}
+	return out
+}
+
+// mergeSub adds sub-attribute sub of src into dst (a partial copy of the
+// same attribute built so far). Multi-valued attributes keep each element.
+func mergeSub(dst, src any, sub string) any {
+	switch sv := src.(type) {
+	case map[string]any:
+		d, _ := dst.(map[string]any)
+		if d == nil {
+			d = map[string]any{}
+		}
+		if v, ok := sv[sub]; ok {
+			d[sub] = v
+		}
+		return d
+	case []any:
+		d, _ := dst.([]any)
+		if d == nil {
+			d = make([]any, len(sv))
+		}
+		for i, e := range sv {
+			d[i] = mergeSub(d[i], e, sub)
+		}
+		return d
+	}
+	return src
+}
+
+// dropSub removes sub-attribute sub from a copy of v.
+func dropSub(v any, sub string) any {
+	switch vv := v.(type) {
+	case map[string]any:
+		cp := make(map[string]any, len(vv))
+		for k, x := range vv {
+			if k != sub {
+				cp[k] = x
+			}
+		}
+		return cp
+	case []any:
+		cp := make([]any, len(vv))
+		for i, e := range vv {
+			cp[i] = dropSub(e, sub)
+		}
+		return cp
+	}
+	return v
+}

@@ -1,0 +1,484 @@
+// Package concurtest is an in-process simulator of the parts of SAP Concur the
+// plugin talks to: the OAuth2 token endpoint (company request token and refresh
+// grants), Identity v4 user reads, and connection revocation. Nothing in the
+// test suite can reach real Concur, so the simulator follows the documented
+// behaviour (see the project's reference notes, sections 2-8 and 11) and offers
+// options wherever the documentation contradicts itself.
+//
+// Every data centre named in Options.DataCenters gets its own listener, so
+// wrong-data-centre answers (code 16) and geolocation changes can be tested
+// with real URLs.
+package concurtest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Server. The zero value is a usable stable-rotation,
+// single data centre ("us2") simulator over plain HTTP.
+type Options struct {
+	Clock              *Clock        // nil -> NewClock(time.Now())
+	Rotation           Rotation      // "" -> stable
+	GraceWindow        time.Duration // grace mode: old refresh token stays valid this long; 0 -> 5m
+	RequestTokenUses   int           // uses per company request token; 0 -> 5; negative -> unlimited
+	DataCenters        []string      // names, each served on its own loopback listener; nil -> {"us2"}
+	Geolocation        string        // if set, the geolocation value put in token responses (all DCs)
+	ExpiresAsStrings   bool          // send expires_in / refresh_expires_in as numeric strings
+	RefreshErrorStatus int           // HTTP status of code-108 answers; 0 -> 400
+	UnauthorizedStatus int           // status for a bad/expired bearer at Identity; 0 -> 401 (403 allowed)
+	Users              int           // simulated Identity users per company; 0 -> 25; negative -> none
+	TLS                bool          // serve HTTPS with a generated certificate (Server.Client() trusts it)
+	Logf               func(format string, args ...any)
+
+	// RequestTokenTTL is the lifetime of a company request token; 0 -> 24h
+	// (the older TMC guide says 12h).
+	RequestTokenTTL time.Duration
+	// RefreshTokenTTL is how far each grant pushes a refresh token's expiry;
+	// 0 -> six calendar months.
+	RefreshTokenTTL time.Duration
+	// RejectCharset makes the token endpoint answer code 135 when the
+	// Content-Type carries a charset parameter (the TMC guide says such
+	// requests are rejected; other pages are silent).
+	RejectCharset bool
+	// AccessTokenTTL is the lifetime of issued access tokens (expires_in);
+	// 0 -> AccessTokenLifetime. Short lifetimes let end-to-end tests watch
+	// real renewals without waiting an hour.
+	AccessTokenTTL time.Duration
+
+	// TLSConfig, when set, serves HTTPS with this configuration (it must hold
+	// a certificate); it implies TLS. Used by cmd/concur-sim for --tls-cert.
+	TLSConfig *tls.Config
+}
+
+// Defaults for zero Options fields.
+const (
+	DefaultDataCenter      = "us2"
+	DefaultGraceWindow     = 5 * time.Minute
+	DefaultRequestTokenTTL = 24 * time.Hour
+	DefaultRequestUses     = 5
+	DefaultUsers           = 25
+	AccessTokenLifetime    = time.Hour
+)
+
+// Server is a running simulator. URL is the first data centre's base URL
+// (scheme://127.0.0.1:port); Clock drives every expiry.
+type Server struct {
+	URL   string
+	Clock *Clock
+
+	opts   Options
+	dcs    []*dataCenter
+	client *http.Client
+
+	// mu guards all token and directory state below; counters and faults
+	// have their own locks so that assertions never wait on a grant.
+	mu            sync.Mutex
+	rotation      Rotation
+	clients       map[string]*client
+	companies     map[string]*company
+	requestTokens map[string]*requestToken
+	refreshTokens map[string]*refreshToken
+	accessTokens  map[string]*accessToken
+	users         map[string][]*simUser
+	seq           uint64
+
+	faults   faultQueues
+	counters counters
+	admin    atomic.Pointer[adminSeed]
+
+	closeOnce sync.Once
+}
+
+type dataCenter struct {
+	name    string
+	url     string
+	ln      net.Listener
+	srv     *http.Server
+	handler http.Handler
+}
+
+// NewServer starts a simulator listening on 127.0.0.1 (one port per data
+// centre). It panics when it cannot listen, like httptest.NewServer.
+func NewServer(opts Options) *Server {
+	s, err := newServer(nil, opts)
+	if err != nil {
+		panic("concurtest: " + err.Error())
+	}
+	return s
+}
+
+// NewServerOn starts a simulator whose first data centre is served on l (the
+// standalone program needs a fixed address); further data centres get
+// loopback listeners of their own. l is closed by Close/Shutdown.
+func NewServerOn(l net.Listener, opts Options) (*Server, error) {
+	if l == nil {
+		return nil, errors.New("concurtest: nil listener")
+	}
+	return newServer(l, opts)
+}
+
+func newServer(first net.Listener, opts Options) (*Server, error) {
+	if opts.Clock == nil {
+		opts.Clock = NewClock(time.Now())
+	}
+	if opts.Rotation == "" {
+		opts.Rotation = RotationStable
+	}
+	if opts.AccessTokenTTL <= 0 {
+		opts.AccessTokenTTL = AccessTokenLifetime
+	}
+	if !opts.Rotation.valid() {
+		return nil, fmt.Errorf("unknown rotation %q", opts.Rotation)
+	}
+	if opts.GraceWindow == 0 {
+		opts.GraceWindow = DefaultGraceWindow
+	}
+	if opts.RequestTokenUses == 0 {
+		opts.RequestTokenUses = DefaultRequestUses
+	}
+	if opts.RequestTokenTTL == 0 {
+		opts.RequestTokenTTL = DefaultRequestTokenTTL
+	}
+	if len(opts.DataCenters) == 0 {
+		opts.DataCenters = []string{DefaultDataCenter}
+	}
+	if opts.RefreshErrorStatus == 0 {
+		opts.RefreshErrorStatus = http.StatusBadRequest
+	}
+	if opts.UnauthorizedStatus == 0 {
+		opts.UnauthorizedStatus = http.StatusUnauthorized
+	}
+	if opts.Users == 0 {
+		opts.Users = DefaultUsers
+	}
+	seen := map[string]bool{}
+	for _, n := range opts.DataCenters {
+		if n == "" || seen[n] {
+			return nil, fmt.Errorf("data centre names must be unique and non-empty: %q", opts.DataCenters)
+		}
+		seen[n] = true
+	}
+
+	s := &Server{
+		Clock:         opts.Clock,
+		opts:          opts,
+		rotation:      opts.Rotation,
+		clients:       map[string]*client{},
+		companies:     map[string]*company{},
+		requestTokens: map[string]*requestToken{},
+		refreshTokens: map[string]*refreshToken{},
+		accessTokens:  map[string]*accessToken{},
+		users:         map[string][]*simUser{},
+	}
+	s.faults.init()
+	s.counters.init()
+
+	tlsConf, roots, err := serverTLS(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.client = &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}},
+		// Concur clients must never follow redirects; neither does this one.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+
+	for i, name := range opts.DataCenters {
+		ln := first
+		if i > 0 || ln == nil {
+			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		dc := &dataCenter{name: name}
+		scheme := "http"
+		if tlsConf != nil {
+			scheme = "https"
+		}
+		dc.url = scheme + "://" + loopbackAddr(ln.Addr())
+		if tlsConf != nil {
+			ln = tls.NewListener(ln, tlsConf)
+		}
+		dc.ln = ln
+		dc.handler = &dcHandler{s: s, dc: dc}
+		dc.srv = &http.Server{
+			Handler:           dc.handler,
+			ReadHeaderTimeout: 30 * time.Second,
+			// HTTP/2 is off so that the drop faults can hijack the connection.
+			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+			ErrorLog:     log.New(logWriter{s}, "", 0),
+		}
+		s.dcs = append(s.dcs, dc)
+		go func() { _ = dc.srv.Serve(ln) }()
+	}
+	s.URL = s.dcs[0].url
+	return s, nil
+}
+
+// loopbackAddr turns a wildcard listen address into one a client can dial.
+func loopbackAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// serverTLS returns the listener TLS config (nil for plain HTTP) and the root
+// pool Server.Client() trusts.
+func serverTLS(opts Options) (*tls.Config, *x509.CertPool, error) {
+	if opts.TLSConfig != nil {
+		conf := opts.TLSConfig.Clone()
+		roots, err := x509.SystemCertPool()
+		if err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+		for _, c := range conf.Certificates {
+			if len(c.Certificate) > 0 {
+				if leaf, err := x509.ParseCertificate(c.Certificate[0]); err == nil {
+					roots.AddCert(leaf)
+				}
+			}
+		}
+		return conf, roots, nil
+	}
+	if !opts.TLS {
+		return nil, nil, nil
+	}
+	cert, leaf, err := selfSignedCert()
+	if err != nil {
+		return nil, nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(leaf)
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, roots, nil
+}
+
+// Close stops every listener at once and drops open connections.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		for _, dc := range s.dcs {
+			_ = dc.srv.Close()
+		}
+		s.client.CloseIdleConnections()
+	})
+}
+
+// Shutdown stops accepting requests and waits (until ctx is done) for
+// in-flight ones to finish; cmd/concur-sim uses it on SIGINT/SIGTERM.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, dc := range s.dcs {
+		if err := dc.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.client.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// Client returns an HTTP client that trusts the simulator's certificate and
+// never follows redirects.
+func (s *Server) Client() *http.Client { return s.client }
+
+// URLOf returns the base URL of a data centre, "" when there is none by that name.
+func (s *Server) URLOf(dataCenter string) string {
+	if dc := s.dcByName(dataCenter); dc != nil {
+		return dc.url
+	}
+	return ""
+}
+
+// DataCenters lists the data-centre names in order (the first is Server.URL).
+func (s *Server) DataCenters() []string {
+	names := make([]string, len(s.dcs))
+	for i, dc := range s.dcs {
+		names[i] = dc.name
+	}
+	return names
+}
+
+// Handler returns the first data centre's handler, for mounting behind
+// another listener. Geolocation values still name the simulator's own
+// listeners unless Options.Geolocation is set.
+func (s *Server) Handler() http.Handler { return s.dcs[0].handler }
+
+// HandlerFor returns the handler of the named data centre (nil if unknown).
+func (s *Server) HandlerFor(dataCenter string) http.Handler {
+	if dc := s.dcByName(dataCenter); dc != nil {
+		return dc.handler
+	}
+	return nil
+}
+
+func (s *Server) dcByName(name string) *dataCenter {
+	for _, dc := range s.dcs {
+		if dc.name == name {
+			return dc
+		}
+	}
+	return nil
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.opts.Logf != nil {
+		s.opts.Logf(format, args...)
+	}
+}
+
+// logWriter routes net/http's own complaints (TLS handshake errors and the
+// like) to Logf instead of the process's stderr.
+type logWriter struct{ s *Server }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.s.logf("concur-sim: http: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// dcHandler serves one data centre: it stamps the correlation id, routes,
+// counts, applies injected faults and logs one line per request.
+type dcHandler struct {
+	s  *Server
+	dc *dataCenter
+}
+
+// call carries what a request handler needs besides the request itself.
+type call struct {
+	dc    *dataCenter
+	cid   string
+	body  []byte // token endpoint: the raw form body (read once, before faults)
+	grant string
+}
+
+const maxRequestBody = 1 << 20
+
+func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	c := &call{dc: h.dc, cid: correlationID(r)}
+	// Every answer, errors and faults included, carries the header.
+	w.Header().Set("Concur-Correlationid", c.cid)
+	rec := &recorder{ResponseWriter: w}
+	outcome := ""
+
+	ep, known := route(r.URL.Path)
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/_sim/") && s.admin.Load() != nil:
+		s.serveAdmin(rec, r)
+	case !known:
+		writeGatewayError(rec, http.StatusNotFound, "NOT_FOUND", "no such endpoint", r.URL.Path, s.Clock.Now())
+	default:
+		if ep == EndpointToken {
+			body, err := io.ReadAll(http.MaxBytesReader(rec, r.Body, maxRequestBody))
+			if err != nil {
+				writeGatewayError(rec, http.StatusRequestEntityTooLarge, "BAD_REQUEST", "request body too large", r.URL.Path, s.Clock.Now())
+				break
+			}
+			c.body = body
+		}
+		grant, refresh := peekGrant(r, c.body)
+		c.grant = grant
+		s.counters.call(ep, grant, refresh)
+		outcome = s.serveWithFaults(rec, r, ep, c)
+	}
+
+	status := fmt.Sprint(rec.status)
+	switch {
+	case strings.HasPrefix(outcome, "drop"):
+		status = "none"
+	case rec.status == 0:
+		status = "200"
+	}
+	if outcome != "" {
+		status += " fault=" + outcome
+	}
+	grant := c.grant
+	if grant == "" {
+		grant = "-"
+	}
+	// Path only: the query may carry filter values, and nothing else is
+	// safe to print (form bodies hold secrets).
+	s.logf("concur-sim: dc=%s %s %s status=%s grant_type=%s correlation_id=%s",
+		h.dc.name, r.Method, r.URL.Path, status, grant, c.cid)
+}
+
+// route maps a path to the endpoint it belongs to.
+func route(path string) (Endpoint, bool) {
+	switch {
+	case path == "/oauth2/v0/token":
+		return EndpointToken, true
+	case path == "/app-mgmt/v0/connections":
+		return EndpointConnections, true
+	case path == usersPath || strings.HasPrefix(path, usersPath+"/"):
+		return EndpointUsers, true
+	}
+	return "", false
+}
+
+// serve dispatches to the endpoint's handler (no faults).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep Endpoint, c *call) {
+	switch ep {
+	case EndpointToken:
+		s.handleToken(w, r, c)
+	case EndpointConnections:
+		s.handleConnections(w, r, c)
+	case EndpointUsers:
+		s.handleUsers(w, r, c)
+	}
+}
+
+// recorder remembers the status for the log line; Unwrap lets
+// http.ResponseController reach the connection for hijacking.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// correlationID echoes a sane client-supplied concur-correlationid (Concur
+// accepts one) and otherwise makes a fresh UUID.
+func correlationID(r *http.Request) string {
+	if v := r.Header.Get("Concur-Correlationid"); v != "" && len(v) <= 128 && printableToken(v) {
+		return v
+	}
+	return newUUID()
+}
+
+func printableToken(v string) bool {
+	for _, c := range v {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
