@@ -75,10 +75,14 @@ func (e *Error) Error() string {
 		b.WriteString(e.Op)
 		b.WriteString(": ")
 	}
-	if e.StatusCode != 0 {
+	switch {
+	case e.StatusCode != 0:
 		fmt.Fprintf(&b, "HTTP %d", e.StatusCode)
-	} else {
+	case e.Class == ClassTransient:
 		b.WriteString("no response")
+	default:
+		// Refused before sending: bad input or a host off the allow-list.
+		b.WriteString("not sent")
 	}
 	if e.ErrorCode != "" {
 		fmt.Fprintf(&b, " %s", e.ErrorCode)
