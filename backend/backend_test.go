@@ -69,7 +69,6 @@ func newTestEnv(t testing.TB, simOpts concurtest.Options) *testEnv {
 
 // request sends one request through the backend's own routing, as Vault would.
 func (e *testEnv) request(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
-	e.t.Helper()
 	return e.b.HandleRequest(context.Background(), &logical.Request{
 		Operation: op, Path: path, Data: data, Storage: e.storage,
 	})
