@@ -292,6 +292,10 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		if err != nil {
 			return bootstrapError(field, err)
 		}
+		if tok.RefreshToken.IsZero() {
+			// Without a refresh token the engine could serve for an hour and then nothing.
+			return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("%s: Concur's answer carried no refresh token (correlation id %s); nothing was stored", field, tok.CorrelationID))
+		}
 		next = ts.withToken(next, tok)
 	case prev != nil:
 		next.Token = prev.Token

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +265,27 @@ func TestConfigFollowsGeolocationRedirect(t *testing.T) {
 	}
 	if n := e.sim.ErrorCount(16); n != 1 {
 		t.Errorf("code-16 answers = %d, want only the first request's", n)
+	}
+}
+
+// A token answer without a refresh token would serve for an hour and then
+// strand the engine: the bootstrap fails and stores nothing.
+func TestConfigBootstrapWithoutRefreshTokenStoresNothing(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{})
+	concurLike := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("concur-correlationid", "cid-123")
+		_, _ = w.Write([]byte(`{"access_token":"at-1","token_type":"Bearer","expires_in":3600}`))
+	}))
+	t.Cleanup(concurLike.Close)
+	data := e.baseConfig()
+	data["base_url"] = concurLike.URL
+	data["request_token"] = "at-request"
+	_, err := e.request(logical.CreateOperation, "config", data)
+	if codeOf(err) != 502 || !strings.Contains(err.Error(), "no refresh token") || !strings.Contains(err.Error(), "cid-123") {
+		t.Fatalf("got %v, want 502 saying no refresh token came back, with the correlation id", err)
+	}
+	if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw != nil {
+		t.Errorf("something was stored")
 	}
 }
