@@ -40,6 +40,12 @@ retries with backoff and keeps serving the still-valid token) or
 "needs_bootstrap" (Concur refused the refresh token for good; write config
 with a new request_token or refresh_token).
 
+Read fields: client_id, company_uuid, base_url, allowed_hosts,
+refresh_margin (seconds), client_secret_set, refresh_token_set, geolocation,
+scope, access_token_expires_at, refresh_token_expires_at, last_refresh_at,
+last_error (with Concur's status, code and correlation id), last_error_at,
+status.
+
 Delete removes settings and tokens. With revoke=true the engine first asks
 Concur to revoke the connection (DELETE /app-mgmt/v0/connections), and keeps
 everything if that fails.
@@ -93,7 +99,7 @@ func pathConfig(b *backend) *framework.Path {
 			"base_url": {
 				Type:        framework.TypeString,
 				Default:     concur.DefaultBaseURL,
-				Description: "Concur host for the first token request (scheme://host). Afterwards the geolocation Concur returns is used.",
+				Description: "Concur host for the first token request (scheme://host). Afterwards the geolocation Concur returns is used. Default: " + concur.DefaultBaseURL + ".",
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Base URL",
 				},
@@ -101,7 +107,7 @@ func pathConfig(b *backend) *framework.Path {
 			"allowed_hosts": {
 				Type:        framework.TypeCommaStringSlice,
 				Default:     []string{concur.DefaultAllowedHost},
-				Description: `URL patterns (scheme://host[:port], host may start with "*.", port may be "*") that tokens may be sent to. base_url and every geolocation Concur names must match one.`,
+				Description: `URL patterns (scheme://host[:port], host may start with "*.", port may be "*") that tokens may be sent to. base_url and every geolocation Concur names must match one. Default: ` + concur.DefaultAllowedHost + ".",
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Allowed hosts",
 				},
@@ -109,7 +115,7 @@ func pathConfig(b *backend) *framework.Path {
 			"refresh_margin": {
 				Type:        framework.TypeDurationSecond,
 				Default:     defaultRefreshMargin,
-				Description: "Renew the access token when less than this is left (1m to 55m). Renewing also keeps the refresh token alive.",
+				Description: "Renew the access token when less than this is left (1m to 55m; default 10m). Renewing also keeps the refresh token alive.",
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name: "Refresh margin",
 				},
