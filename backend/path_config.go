@@ -19,6 +19,8 @@ const (
 	minRefreshMargin = time.Minute
 	maxRefreshMargin = 55 * time.Minute
 	maxFieldLength   = 4096
+	maxAllowedHosts  = 32
+	maxPatternLength = 256
 )
 
 const pathConfigHelpSynopsis = "Configure the Concur app credentials and company token, and see the engine's state."
@@ -351,6 +353,9 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData) *logical.Respon
 		cfg.CompanyUUID = v
 	}
 	if raw, ok := d.GetOk("base_url"); ok {
+		if len(raw.(string)) > maxPatternLength {
+			return fieldError("base_url", "is longer than %d characters", maxPatternLength)
+		}
 		v, err := concur.NormalizeBaseURL(raw.(string))
 		if err != nil {
 			return fieldError("base_url", "%v", err)
@@ -363,9 +368,15 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData) *logical.Respon
 			if h = strings.TrimSpace(h); h != "" {
 				hosts = append(hosts, h)
 			}
+			if len(h) > maxPatternLength {
+				return fieldError("allowed_hosts", "a pattern is longer than %d characters", maxPatternLength)
+			}
 		}
 		if len(hosts) == 0 {
 			return fieldError("allowed_hosts", "needs at least one pattern")
+		}
+		if len(hosts) > maxAllowedHosts {
+			return fieldError("allowed_hosts", "has more than %d patterns", maxAllowedHosts)
 		}
 		if _, err := concur.ParseAllowedHosts(hosts); err != nil {
 			return fieldError("allowed_hosts", "%v", err)
@@ -460,13 +471,8 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 		return nil, logical.ErrReadOnly
 	}
 	if d.Get("revoke").(bool) {
-		sv, err := b.tokens.usable(ctx, req.Storage, minServeTTL)
-		if err != nil {
+		if err := b.revokeConnection(ctx, req.Storage); err != nil {
 			return nil, err
-		}
-		err = sv.client.RevokeConnection(ctx, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken))
-		if err != nil {
-			return nil, upstreamError(err)
 		}
 		b.Logger().Info("connection revoked at Concur")
 	}
@@ -481,4 +487,36 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	}
 	ts.publish(nil, nil, false)
 	return nil, nil
+}
+
+// revokeConnection asks Concur to revoke the company's connection. When
+// Concur refuses the bearer token, an earlier attempt may already have
+// revoked it (its answer lost on the way): a refresh grant tells. If Concur
+// no longer knows the refresh token, the connection is gone, which is what
+// was asked for; if it issues a new token, the revocation is tried once more.
+func (b *backend) revokeConnection(ctx context.Context, s logical.Storage) error {
+	sv, err := b.tokens.usable(ctx, s, minServeTTL)
+	if err != nil {
+		return err
+	}
+	err = sv.client.RevokeConnection(ctx, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken))
+	if !concur.IsUnauthorized(err) {
+		if err != nil {
+			return upstreamError(err)
+		}
+		return nil
+	}
+	st, rerr := b.tokens.rotate(ctx, s)
+	var ce *concur.Error
+	if errors.As(rerr, &ce) && ce.Class == concur.ClassPermanent && ce.StatusCode != 0 {
+		return nil // Concur refuses the refresh token: the connection is already revoked
+	}
+	if rerr != nil {
+		return upstreamError(rerr)
+	}
+	err = sv.client.RevokeConnection(ctx, st.Token.Geolocation, concur.NewSecret(st.Token.AccessToken))
+	if err != nil {
+		return upstreamError(err)
+	}
+	return nil
 }

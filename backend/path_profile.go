@@ -2,7 +2,10 @@ package backend
 
 import (
 	"context"
+	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -11,8 +14,45 @@ import (
 )
 
 const (
-	maxProfileCount = 100 // Identity v4's page-size limit
+	maxProfileCount  = 100 // Identity v4's page-size limit
+	maxAttributes    = 64
+	maxFilterValue   = 256
+	maxAttributeName = 200
 )
+
+// scimAttributePath is an Identity attribute name: optionally a schema URN
+// prefix, an attribute and an optional sub-attribute ("emails.value",
+// "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber").
+var scimAttributePath = regexp.MustCompile(`^(urn:[A-Za-z0-9.:_-]+:)?[A-Za-z][A-Za-z0-9_$-]*(\.[A-Za-z][A-Za-z0-9_$-]*)?$`)
+
+// projection reads attributes and excluded_attributes, refusing anything
+// that is not an attribute name.
+func projection(d *framework.FieldData) (attrs, excluded []string, resp *logical.Response) {
+	get := func(field string) ([]string, *logical.Response) {
+		names := d.Get(field).([]string)
+		if len(names) > maxAttributes {
+			return nil, fieldError(field, "has more than %d names", maxAttributes)
+		}
+		for _, n := range names {
+			if len(n) > maxAttributeName || !scimAttributePath.MatchString(n) {
+				return nil, fieldError(field, "%q is not an attribute name such as userName or emails.value", truncate(n, 40))
+			}
+		}
+		return names, nil
+	}
+	if attrs, resp = get("attributes"); resp != nil {
+		return
+	}
+	excluded, resp = get("excluded_attributes")
+	return
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
 
 const pathProfileHelpSynopsis = "Read users from Concur Identity v4 with the company token."
 
@@ -100,7 +140,11 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	if err := concur.ValidateUserID(id); err != nil {
 		return fieldError("id", "must be a Concur user UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789"), nil
 	}
-	q := concur.UserQuery{Attributes: d.Get("attributes").([]string), ExcludedAttributes: d.Get("excluded_attributes").([]string)}
+	attrs, excluded, resp := projection(d)
+	if resp != nil {
+		return resp, nil
+	}
+	q := concur.UserQuery{Attributes: attrs, ExcludedAttributes: excluded}
 	var user map[string]any
 	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
 		user, err = c.GetUser(ctx, host, token, strings.ToLower(id), q)
@@ -116,13 +160,20 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	f := concur.UserFilter{Attributes: d.Get("attributes").([]string), ExcludedAttributes: d.Get("excluded_attributes").([]string)}
+	attrs, excluded, resp := projection(d)
+	if resp != nil {
+		return resp, nil
+	}
+	f := concur.UserFilter{Attributes: attrs, ExcludedAttributes: excluded}
 	var given []string
 	for field, attr := range map[string]string{"user_name": concur.FilterUserName, "employee_number": concur.FilterEmployeeNumber, "external_id": concur.FilterExternalID} {
 		if raw, ok := d.GetOk(field); ok {
 			v := raw.(string)
-			if v == "" || len(v) > 256 {
-				return fieldError(field, "must be 1 to 256 characters"), nil
+			if v == "" || len(v) > maxFilterValue {
+				return fieldError(field, "must be 1 to %d characters", maxFilterValue), nil
+			}
+			if !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				return fieldError(field, "contains control characters or invalid UTF-8"), nil
 			}
 			given = append(given, field)
 			f.Attribute, f.Value = attr, v

@@ -206,10 +206,14 @@ func servable(st *engineState) error {
 
 // stateWarnings are what readers should know about a token they are given.
 func stateWarnings(st *engineState) []string {
-	if st.Token.LastError == "" {
+	switch {
+	case st.Token.LastError == "":
 		return nil
+	case st.Token.Status == statusDegraded:
+		return []string{"the last attempt to renew the Concur token failed (the token served is still valid): " + st.Token.LastError}
+	default:
+		return []string{st.Token.LastError}
 	}
-	return []string{"the last attempt to renew the Concur token failed (the token served is still valid): " + st.Token.LastError}
 }
 
 // renewShared renews once for all concurrent callers.
@@ -389,7 +393,7 @@ func (ts *tokenStore) recordFailure(ctx context.Context, s logical.Storage, snap
 	t := &next.Token
 	now := ts.b.now()
 	t.LastError, t.LastErrorAt = cause.Error(), now
-	if concur.IsPermanent(cause) {
+	if refusedForGood(cause) {
 		t.Status, t.NextAttemptAt = statusNeedsBootstrap, time.Time{}
 		ts.b.Logger().Error("Concur refused the refresh token; the engine needs a new company token (write concur/config)", "error", cause)
 	} else {
@@ -415,4 +419,14 @@ func errText(err error) string {
 		return "no error recorded"
 	}
 	return err.Error()
+}
+
+// refusedForGood reports whether Concur itself refused the refresh token or
+// the app (bad or revoked token, disabled app, wrong secret): only a new
+// company token can help. Trouble on our side of the call (a redirect loop, a
+// host off the allow-list) is not that: it backs off and retries, since the
+// tokens themselves may be fine.
+func refusedForGood(err error) bool {
+	var ce *concur.Error
+	return errors.As(err, &ce) && ce.Class == concur.ClassPermanent && ce.StatusCode >= 400 && ce.StatusCode < 500 && ce.Code != 16
 }
