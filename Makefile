@@ -3,6 +3,7 @@
 #   make build   plugin binary in bin/, version stamped
 #   make test    everything CI runs: vet, unit tests with -race, brief fuzzing, end-to-end tests against real Vault
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
+#   make bench   Go benchmarks + load test of concur/creds vs KV through a real Vault dev server (docs/performance.md)
 #   make fmt     gofmt the tree;  make lint: go vet + staticcheck
 
 SHELL        := /bin/bash
@@ -15,7 +16,7 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean
+.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean reliability soak bench
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -35,6 +36,20 @@ fuzz:
 	    echo "fuzz $$pkg $$t"; go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# Fault matrix, hostile input and the soak (SOAK_MONTHS simulated months) with -race; their outcome
+# records become docs/reliability.md. Fails, leaving the document as it was, when a case fails.
+SOAK_MONTHS      ?= 12
+RELIABILITY_JSON := $(BIN)/reliability.jsonl
+reliability:
+	@mkdir -p $(BIN) && rm -f $(RELIABILITY_JSON)
+	RELIABILITY_REPORT=$(RELIABILITY_JSON) SOAK_MONTHS=$(SOAK_MONTHS) \
+	  go test -race -count=1 -timeout 60m -run '^(TestFaultMatrix|TestHostileInput|TestSoak)$$' ./backend/
+	SOAK_MONTHS=$(SOAK_MONTHS) go run ./scripts/reliability -in $(RELIABILITY_JSON) -out docs/reliability.md
+
+# The full soak: 12 simulated months of renewals, faults and reader bursts (CI's `unit` runs 2).
+soak:
+	SOAK_MONTHS=$(SOAK_MONTHS) go test -race -count=1 -timeout 60m -run '^TestSoak$$' -v ./backend/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -63,6 +78,12 @@ e2e: vault build
 	cd e2e && go vet ./...
 	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V2=$(PLUGIN_BIN_V2) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) ./...
+
+# Go benchmarks, then concur/creds and a KV v2 secret of similar size read side by side through a
+# Vault dev server on loopback. BENCH_DURATION (per target, default 60s), BENCH_CONNS (32), BENCH_GO=0.
+# Results: docs/performance-results.{txt,json}, docs/performance-bench.txt.
+bench: vault build sim
+	VERSION=$(VERSION) scripts/bench.sh
 
 clean:
 	rm -rf $(BIN)

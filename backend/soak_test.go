@@ -1,0 +1,285 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
+)
+
+// The soak: months of simulated time on the controllable clock, with a
+// refresh token that rotates on every use, periodic ticks every 1-3
+// minutes (Vault ticks every minute), random Concur faults and storage write failures drawn from a
+// fixed seed, and once a simulated day a burst of thousands of concurrent
+// readers (every other burst asking for min_ttl=55m, so that all of them
+// want a renewal at once).
+//
+// It must end with zero lost refresh tokens (after every step the engine
+// holds Concur's current one, in storage unless a write has just failed),
+// zero invalid_grant answers, no reader ever handed an expired token, and
+// refresh grants within one per access-token lifetime (less the margin)
+// plus one per min_ttl burst plus one per faulted attempt.
+//
+// Length: SOAK_MONTHS (default 2, as CI runs it; `make soak` runs 12),
+// -short: one week. SOAK_READERS (default 2000), SOAK_SEED (default below).
+
+const soakCaseName = "rotate/random-faults/concurrent-readers"
+
+const defaultSoakSeed = 20260105
+
+func soakEnvInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+type soakStats struct {
+	steps, ticks, tickErrors    int
+	bursts, minTTLBursts, reads int
+	readsWarned, readsUnsaved   int
+	faultsInjected, faultsFail  int
+	storageFaults, unsavedSteps int
+	profileChecks               int
+}
+
+func TestSoak(t *testing.T) {
+	months := soakEnvInt(t, "SOAK_MONTHS", 2)
+	readers := soakEnvInt(t, "SOAK_READERS", 2000)
+	seed := uint64(soakEnvInt(t, "SOAK_SEED", defaultSoakSeed))
+	rng := rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15))
+
+	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate, Users: 1})
+	e.bootstrap()
+	e.sim.ResetCounters()
+	start := e.clock.Now()
+	end := start.AddDate(0, months, 0)
+	span := fmt.Sprintf("%d months", months)
+	if testing.Short() {
+		end, span = start.AddDate(0, 0, 7), "7 days"
+	}
+	rec := recordCase(t, suiteSoak, soakCaseName,
+		"periodic tick every 1-3 min; a burst of "+strconv.Itoa(readers)+" concurrent creds readers a day",
+		fmt.Sprintf("%s simulated; rotation rotate; random token-endpoint faults and storage write failures (seed %d)", span, seed))
+	user := e.sim.Users(testCompany)[0]
+	margin := e.b.tokens.state.Config.RefreshMargin
+
+	var st soakStats
+	failing := []concurtest.Fault{
+		{Kind: concurtest.FaultStatus, Status: 429},
+		{Kind: concurtest.FaultStatus, Status: 429, RetryAfter: "30"},
+		{Kind: concurtest.FaultStatus, Status: 500},
+		{Kind: concurtest.FaultStatus, Status: 503},
+		{Kind: concurtest.FaultStatus, Status: 503, RetryAfter: "120"},
+		{Kind: concurtest.FaultDrop},
+		{Kind: concurtest.FaultMalformedJSON},
+		{Kind: concurtest.FaultOversized, Size: 2<<20 + 1024},
+	}
+	nextBurst := start.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
+	unsavedRun := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("%s (step %d): %s", e.clock.Now().Format(time.RFC3339), st.steps, fmt.Sprintf(format, args...))
+	}
+
+	for e.clock.Now().Before(end) {
+		st.steps++
+		e.clock.Advance(time.Duration(1+rng.IntN(3)) * time.Minute)
+
+		// Random trouble. Concur faults are injected only when none is
+		// pending and the last renewal succeeded, so that one renewal meets
+		// at most one failed attempt (at most three failed requests): the
+		// margin then always leaves time to recover. Longer outages would
+		// let the access token expire, rightly; the fault matrix covers them.
+		if e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.state.Token.Failures == 0 {
+			switch r := rng.Float64(); {
+			case r < 0.02:
+				n := 1 + rng.IntN(3)
+				e.sim.InjectFault(concurtest.EndpointToken, n, failing[rng.IntN(len(failing))])
+				st.faultsInjected += n
+				st.faultsFail += n
+			case r < 0.025:
+				e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultDelay, Delay: 20 * time.Millisecond})
+				st.faultsInjected++
+			}
+		}
+		if _, unsaved := e.memory(); rng.Float64() < 0.004 && !unsaved {
+			e.storage.set(1+rng.IntN(2), false)
+			st.storageFaults++
+		}
+
+		st.ticks++
+		if err := e.periodic(); err != nil {
+			st.tickErrors++
+		}
+
+		if !e.clock.Now().Before(nextBurst) {
+			minTTL := st.bursts%2 == 1
+			st.bursts++
+			if minTTL {
+				st.minTTLBursts++
+				// Every other min_ttl burst meets a Concur that fails both
+				// attempts of the shared renewal: readers must still be
+				// served the current, valid token (with a warning).
+				if st.minTTLBursts%2 == 0 && e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.state.Token.Failures == 0 {
+					e.sim.InjectFault(concurtest.EndpointToken, 2, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 503})
+					st.faultsInjected += 2
+					st.faultsFail += 2
+				}
+			}
+			soakBurst(t, e, readers, minTTL, &st)
+			// The token readers got works at Concur.
+			if _, unsaved := e.memory(); !unsaved {
+				resp, err := e.request(logical.ReadOperation, "profile/"+user.ID, nil)
+				if err != nil || resp == nil || resp.IsError() {
+					fail("profile read with the served token: %v %v", resp, err)
+				}
+				st.profileChecks++
+			}
+			nextBurst = nextBurst.Add(24*time.Hour + time.Duration(rng.Int64N(int64(2*time.Hour))) - time.Hour)
+		}
+
+		// Invariants at the end of every step.
+		if n := e.sim.ErrorCount(108); n != 0 {
+			fail("Concur answered invalid_grant %d times", n)
+		}
+		// Under strict rotation the only live refresh token is the newest,
+		// so "valid" means "current" (checked in full every 500 steps: the
+		// simulator's CurrentRefreshToken scans every token ever issued).
+		mem, unsaved := e.memory()
+		cur := mem
+		if st.steps%500 == 0 {
+			cur = e.currentRefreshToken()
+		}
+		if mem != cur || !e.sim.RefreshTokenValid(mem) {
+			fail("the engine does not hold Concur's current refresh token")
+		}
+		if unsaved {
+			st.unsavedSteps++
+			if unsavedRun++; unsavedRun > 3 {
+				fail("tokens unsaved for %d steps although storage only refused a few writes", unsavedRun)
+			}
+		} else {
+			unsavedRun = 0
+			if stored := e.storedToken(); stored.RefreshToken != cur {
+				fail("storage does not hold Concur's current refresh token")
+			}
+		}
+		if left := e.b.tokens.remaining(e.b.tokens.state); left <= 0 {
+			tok := e.b.tokens.state.Token
+			fail("the access token expired (%s): status %s, failures %d, next attempt %s, last refresh %s, last error %q, unsaved %v",
+				left, tok.Status, tok.Failures, tok.NextAttemptAt.Format(time.RFC3339), tok.LastRefreshAt.Format(time.RFC3339), tok.LastError, unsaved)
+		}
+	}
+	pending := e.sim.PendingFaults(concurtest.EndpointToken)
+	e.sim.ClearFaults()
+	e.storage.set(0, false)
+
+	// Grants: one per (lifetime - margin), one per min_ttl burst, one per
+	// faulted attempt, and one for the step at which the run started.
+	elapsed := e.clock.Now().Sub(start)
+	periodicBound := int(elapsed/(concurtest.AccessTokenLifetime-margin)) + 1
+	bound := periodicBound + st.minTTLBursts + st.faultsFail - pending + 1
+	grants := e.sim.GrantCalls("refresh_token")
+	if grants > bound {
+		t.Errorf("refresh grants %d exceed the bound %d (%d periodic + %d min_ttl bursts + %d faulted attempts)",
+			grants, bound, periodicBound, st.minTTLBursts, st.faultsFail-pending)
+	}
+	if grants < periodicBound*8/10 {
+		t.Errorf("refresh grants %d: far fewer than the %d renewals the schedule needs", grants, periodicBound)
+	}
+	final := e.storedToken()
+	if final.RefreshExpiresAt.Before(e.clock.Now().AddDate(0, 5, 0)) {
+		t.Errorf("refresh token expires %s: renewals did not slide it forward", final.RefreshExpiresAt)
+	}
+	if c := e.creds(); c["access_token"] != final.AccessToken {
+		t.Errorf("creds does not serve the stored token at the end")
+	}
+
+	rec.Caller = fmt.Sprintf("%d reads in %d bursts: 0 expired, %d with a warning, %d refused while storage held back writes",
+		st.reads, st.bursts, st.readsWarned, st.readsUnsaved)
+	rec.Token = fmt.Sprintf("never lost: Concur's current one after each of %d steps (%d steps with a write pending); 0 invalid_grant", st.steps, st.unsavedSteps)
+	rec.Resumed = "yes"
+	rec.Note = fmt.Sprintf("%d refresh grants <= bound %d; %d faulted token requests injected, %d storage write failures; %d failed ticks; %d profile reads with the served token",
+		grants, bound, st.faultsInjected, st.storageFaults, st.tickErrors, st.profileChecks)
+	t.Logf("%s: %s; %s; %s", span, rec.Caller, rec.Token, rec.Note)
+}
+
+// soakBurst runs n concurrent creds reads and checks each answer.
+func soakBurst(t *testing.T, e *testEnv, n int, minTTL bool, st *soakStats) {
+	t.Helper()
+	type result struct {
+		token   string
+		ttl     int64
+		warned  bool
+		unsaved bool
+		err     string
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			var d map[string]any
+			if minTTL {
+				d = map[string]any{"min_ttl": "55m"}
+			}
+			resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
+				Operation: logical.ReadOperation, Path: "creds", Data: d, Storage: e.storage,
+			})
+			switch {
+			case err != nil && strings.Contains(err.Error(), msgUnsaved):
+				results[i].unsaved = true
+			case err != nil:
+				results[i].err = err.Error()
+			case resp == nil || resp.IsError():
+				results[i].err = fmt.Sprint(resp)
+			default:
+				results[i].token, _ = resp.Data["access_token"].(string)
+				results[i].ttl, _ = resp.Data["ttl"].(int64)
+				results[i].warned = len(resp.Warnings) > 0
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	tokens := map[string]bool{}
+	for _, r := range results {
+		st.reads++
+		switch {
+		case r.err != "":
+			t.Fatalf("%s: a reader got %s", e.clock.Now().Format(time.RFC3339), r.err)
+		case r.unsaved:
+			st.readsUnsaved++
+		case r.ttl <= 0 || r.token == "":
+			t.Fatalf("%s: a reader got an expired or empty token (ttl %d)", e.clock.Now().Format(time.RFC3339), r.ttl)
+		default:
+			tokens[r.token] = true
+			if r.warned {
+				st.readsWarned++
+			}
+		}
+	}
+	// All readers of a burst share at most the token before and the one after a renewal.
+	if len(tokens) > 2 {
+		t.Fatalf("%s: one burst of readers got %d different tokens", e.clock.Now().Format(time.RFC3339), len(tokens))
+	}
+}
