@@ -40,6 +40,8 @@ type backend struct {
 	now        func() time.Time
 	httpClient *http.Client
 	retry      concur.RetryPolicy
+	// system is Vault's system view as given, uncached (see writeSafe).
+	system logical.SystemView
 
 	// tokens caches config and token state and serialises renewals.
 	tokens *tokenStore
@@ -92,7 +94,7 @@ func newBackend(o options) *backend {
 func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error {
 	// Only the node that may write storage talks to Concur: a refresh can
 	// rotate the refresh token, and a copy that cannot be stored is lost.
-	if !b.WriteSafeReplicationState() {
+	if !b.writeSafe() {
 		return nil
 	}
 	return b.tokens.renewIfDue(ctx, req.Storage)

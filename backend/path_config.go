@@ -226,7 +226,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	// Vault forwards writes from performance standbys and secondaries (see
 	// the Forward flags); this also covers any other node that may not write.
-	if !b.WriteSafeReplicationState() {
+	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
 	ts := b.tokens
@@ -467,7 +467,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	if !b.WriteSafeReplicationState() {
+	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
 	if d.Get("revoke").(bool) {

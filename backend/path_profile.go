@@ -227,7 +227,7 @@ func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(c
 		}
 		return nil
 	}
-	if !b.WriteSafeReplicationState() {
+	if !b.writeSafe() {
 		return logical.ErrReadOnly
 	}
 	if rerr := b.tokens.renewRejected(ctx, s, sv.state.Token.AccessToken); rerr != nil {

@@ -160,7 +160,7 @@ func (ts *tokenStore) usable(ctx context.Context, s logical.Storage, need time.D
 
 	// A renewal is needed. Only the node that may write storage calls
 	// Concur; elsewhere Vault forwards the request on ErrReadOnly.
-	if !ts.b.WriteSafeReplicationState() {
+	if !ts.b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
 	var renewErr error
@@ -184,7 +184,11 @@ func (ts *tokenStore) usable(ctx context.Context, s logical.Storage, need time.D
 			return nil, upstreamError(renewErr)
 		}
 		// In backoff after earlier failures: say what failed, without calling Concur.
-		return nil, logical.CodedError(502, "the Concur access token has expired and renewal is backing off after: "+snap.state.Token.LastError)
+		cause := snap.state.Token.LastError
+		if cause == "" {
+			cause = "an earlier failure"
+		}
+		return nil, logical.CodedError(502, "the Concur access token has expired and renewal is backing off after: "+cause)
 	}
 	out := &served{state: snap.state, client: snap.client, warnings: stateWarnings(snap.state)}
 	if left < need && renewErr == nil && snap.state.Token.LastError == "" {
@@ -334,7 +338,7 @@ func (ts *tokenStore) renewLocked(ctx context.Context, s logical.Storage, stillN
 	}
 	// A refresh may rotate the refresh token; a node that cannot store the
 	// new one must not ask for it.
-	if !ts.b.WriteSafeReplicationState() {
+	if !ts.b.writeSafe() {
 		return logical.ErrReadOnly
 	}
 
