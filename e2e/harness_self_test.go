@@ -16,7 +16,7 @@ func TestHarness(t *testing.T) {
 	}
 	t.Run("file-restart", func(t *testing.T) {
 		t.Parallel()
-		n := StartInitUnseal(t, storageFile)
+		n := StartInitUnseal(t, storageRaft)
 		if err := n.Client.Sys().Mount("kv", &api.MountInput{Type: "kv"}); err != nil {
 			t.Fatal(err)
 		}

@@ -166,7 +166,6 @@ type storageKind string
 
 const (
 	storageInmem storageKind = "inmem"
-	storageFile  storageKind = "file"
 	storageRaft  storageKind = "raft"
 )
 
@@ -247,8 +246,6 @@ func (n *Node) configHCL() string {
 	switch n.cfg.Storage {
 	case storageInmem:
 		b.WriteString("storage \"inmem\" {}\n")
-	case storageFile:
-		fmt.Fprintf(&b, "storage \"file\" {\n  path = %q\n}\n", data)
 	case storageRaft:
 		fmt.Fprintf(&b, "storage \"raft\" {\n  path = %q\n  node_id = %q\n  performance_multiplier = 1\n", data, n.cfg.Name)
 		for _, addr := range n.cfg.RetryJoin {

@@ -9,13 +9,13 @@ import (
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
 )
 
-// Group 4: with file storage, a restarted and unsealed Vault serves creds without a new
+// Group 4: with raft storage, a restarted and unsealed Vault serves creds without a new
 // bootstrap; `vault plugin reload` keeps it working; registering v0.1.1 and switching the
 // mount to it keeps the stored token.
 func TestPersistenceAndUpgrade(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, concurtest.Options{Rotation: concurtest.RotationRotate})
-	n := StartInitUnseal(t, storageFile)
+	n := StartInitUnseal(t, storageRaft)
 	SetupPlugin(t, mountPath, n)
 	s.bootstrap(t, n.Client, mountPath)
 	tok := accessToken(readCreds(t, n.Client, mountPath, 0))
