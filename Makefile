@@ -77,7 +77,7 @@ e2e: vault build
 	$(MAKE) --no-print-directory build VERSION=v0.1.1 PLUGIN_BIN=$(PLUGIN_BIN_V2)
 	cd e2e && go vet ./...
 	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V2=$(PLUGIN_BIN_V2) \
-	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) ./...
+	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .
 
 # Go benchmarks, then concur/creds and a KV v2 secret of similar size read side by side through a
 # Vault dev server on loopback. BENCH_DURATION (per target, default 60s), BENCH_CONNS (32), BENCH_GO=0.
