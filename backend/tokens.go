@@ -324,6 +324,7 @@ func (ts *tokenStore) renewLocked(ctx context.Context, s logical.Storage, stillN
 		if err := ts.save(ctx, s, st, snap.client, true); err != nil {
 			return fmt.Errorf("%s: %w", msgUnsaved, err)
 		}
+		snap.unsaved = false
 	}
 	if !ignoreStatus {
 		if err := servable(st); err != nil {
