@@ -385,6 +385,10 @@ func (ts *tokenStore) withToken(st *engineState, tok *concur.Token) *engineState
 			t.Geolocation = geo
 		}
 	}
+	if tok.UnusableGeolocation != "" {
+		t.LastError = fmt.Sprintf("Concur named geolocation %q, which is not a usable URL; still using %q", tok.UnusableGeolocation, t.Geolocation)
+		t.LastErrorAt = ts.b.now()
+	}
 	if t.Geolocation == "" {
 		t.Geolocation = st.Config.BaseURL
 	}

@@ -108,6 +108,8 @@ func decodeTokenResponse(body []byte, now time.Time, presented Secret) (*Token, 
 	// previous base URL when this is "".
 	if g, err := NormalizeBaseURL(r.Geolocation); err == nil {
 		t.Geolocation = g
+	} else if strings.TrimSpace(r.Geolocation) != "" {
+		t.UnusableGeolocation = cleanText(r.Geolocation)
 	}
 	return t, nil
 }

@@ -253,3 +253,17 @@ func TestScrubSecretsFromErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestUnusableGeolocationIsReported(t *testing.T) {
+	tok, err := decodeTokenResponse([]byte(`{"access_token":"a","expires_in":3600,"geolocation":"http://127.0.0.1:1@localhost:2"}`), testNow, Secret{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Geolocation != "" || tok.UnusableGeolocation != "http://127.0.0.1:1@localhost:2" {
+		t.Errorf("geolocation %q unusable %q", tok.Geolocation, tok.UnusableGeolocation)
+	}
+	tok, _ = decodeTokenResponse([]byte(`{"access_token":"a","expires_in":3600,"geolocation":" https://US2.api.concursolutions.com "}`), testNow, Secret{})
+	if tok.Geolocation != "https://us2.api.concursolutions.com" || tok.UnusableGeolocation != "" {
+		t.Errorf("geolocation %q unusable %q", tok.Geolocation, tok.UnusableGeolocation)
+	}
+}

@@ -29,10 +29,14 @@ type Token struct {
 	RefreshToken Secret
 	// RefreshExpiresAt is refresh_expires_in (absolute Unix seconds); zero when absent.
 	RefreshExpiresAt time.Time
-	// Geolocation is the normalised base URL (scheme://host[:port]) to use from now on.
+	// Geolocation is the normalised base URL (scheme://host[:port]) to use from
+	// now on; "" when the response named none or one that is not a URL.
 	Geolocation string
-	IDToken     Secret
-	Scope       string
+	// UnusableGeolocation is what the response named when it was not a usable
+	// URL (cleaned of control characters, shortened), so callers can say so.
+	UnusableGeolocation string
+	IDToken             Secret
+	Scope               string
 	// CorrelationID is the concur-correlationid header of the response.
 	CorrelationID string
 }
