@@ -204,11 +204,7 @@ func notAdopted(name, input, geo string, allowed string, warn bool) hostileCase 
 			if n := h.sim.ErrorCount(108); n != 0 {
 				h.t.Errorf("invalid_grant answers: %d", n)
 			}
-			if warn {
-				h.rec.Caller = "200 + warning; geolocation not adopted"
-			} else {
-				h.rec.Caller = "200; geolocation ignored (unparseable)"
-			}
+			h.rec.Caller = "200 + warning; geolocation not adopted"
 			h.rec.Token = "stored; renewals stay on the allowed host"
 			h.rec.Resumed = "n/a (service never stopped)"
 		}}
@@ -455,7 +451,7 @@ func hostileCases() []hostileCase {
 			"http://127.0.0.1:*,https://*.concursolutions.com", true),
 		notAdopted("geolocation/other-domain", "Concur names https://us2.api.concursolutions.com.evil.example.com", "https://us2.api.concursolutions.com.evil.example.com",
 			"http://127.0.0.1:*,https://*.concursolutions.com", true),
-		notAdopted("geolocation/userinfo-trick", "Concur names http://127.0.0.1:1@localhost:<port>", "userinfo-evil", "", false),
+		notAdopted("geolocation/userinfo-trick", "Concur names http://127.0.0.1:1@localhost:<port>", "userinfo-evil", "", true),
 
 		// Code 16 naming a disallowed host.
 		neverContacted("code16/disallowed-host-on-bootstrap", "config write request_token", "code 16 naming http://localhost:<port>", false, "/oauth2/", bootstrapVia,
