@@ -41,8 +41,9 @@ OUT=${BENCH_OUT:-$ROOT/docs}
 ROOT_TOKEN=bench-root
 EXTRA=${BENCH_EXTRA_PLUGIN:-}
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+SCRIPT=bench.sh
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 for tool in curl sha256sum; do
   command -v "$tool" >/dev/null || die "$tool is required"
@@ -82,52 +83,7 @@ if [[ ${BENCH_GO:-1} == 1 ]]; then
   cp "$RUN/bench.txt" "$OUT/performance-bench.txt"
 fi
 
-# --- process management --------------------------------------------------------------------
-PGIDS=()
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  if ((${#PGIDS[@]})); then
-    say "stopping the simulator and Vault (logs in ${RUN#"$ROOT"/})"
-    for pg in "${PGIDS[@]}"; do kill -TERM -- "-$pg" 2>/dev/null || true; done
-    for _ in $(seq 1 100); do
-      local alive=0
-      for pg in "${PGIDS[@]}"; do kill -0 -- "-$pg" 2>/dev/null && alive=1; done
-      ((alive)) || break
-      sleep 0.1
-    done
-    for pg in "${PGIDS[@]}"; do kill -KILL -- "-$pg" 2>/dev/null || true; done
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
-  local secs=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what (logs in $RUN)"
-    for pg in "${PGIDS[@]}"; do
-      kill -0 -- "-$pg" 2>/dev/null || die "a process exited while waiting for $what; see $RUN/*.log"
-    done
-    sleep 0.2
-  done
-}
-json_field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" | head -n1; }
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() { # a free port p with p+1 free too (vault -dev listens for clustering on p+1)
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! port_busy "$p" && ! port_busy $((p + 1)); then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
+STOP_MESSAGE="stopping the simulator and Vault (logs in ${RUN#"$ROOT"/})"
 
 # --- Concur simulator ------------------------------------------------------------------------
 CLIENT_ID=bench-client-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')

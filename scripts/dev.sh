@@ -23,8 +23,9 @@ ROOT_TOKEN=${DEV_ROOT_TOKEN:-root}
 LOG_LEVEL=${DEV_LOG_LEVEL:-debug}
 ROTATION=${DEV_ROTATION:-rotate}
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'dev.sh: %s\n' "$*" >&2; exit 1; }
+SCRIPT=dev.sh
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 for tool in curl sha256sum; do
   command -v "$tool" >/dev/null || die "$tool is required"
@@ -48,19 +49,6 @@ ls -1dt .dev/run-* 2>/dev/null | tail -n +6 | xargs -r rm -rf || true
 RUN=$ROOT/.dev/run-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$RUN/plugins"
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-# A port p that is free, with p+1 free too (vault -dev puts its cluster listener on p+1).
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! port_busy "$p" && ! port_busy $((p + 1)); then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
 if [[ -n ${DEV_VAULT_PORT:-} ]]; then
   VAULT_PORT=$DEV_VAULT_PORT
 elif ! port_busy 8200 && ! port_busy 8201; then
@@ -70,44 +58,7 @@ else
 fi
 SIM_PORT=${DEV_SIM_PORT:-0} # 0: the simulator picks a free port and prints its URL
 
-# --- process management --------------------------------------------------------------------
-# Each background process gets its own process group (started under set -m), so that Ctrl-C
-# reaches only this script, which then stops each group (Vault's plugin processes included).
-PGIDS=()
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  if ((${#PGIDS[@]})); then
-    say "stopping (logs kept in ${RUN#"$ROOT"/})"
-    for pg in "${PGIDS[@]}"; do kill -TERM -- "-$pg" 2>/dev/null || true; done
-    for _ in $(seq 1 100); do
-      local alive=0
-      for pg in "${PGIDS[@]}"; do kill -0 -- "-$pg" 2>/dev/null && alive=1; done
-      ((alive)) || break
-      sleep 0.1
-    done
-    for pg in "${PGIDS[@]}"; do kill -KILL -- "-$pg" 2>/dev/null || true; done
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
-  local secs=$1 what=$2
-  shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what (logs in $RUN)"
-    for pg in "${PGIDS[@]}"; do
-      kill -0 -- "-$pg" 2>/dev/null || die "a process exited while waiting for $what; see $RUN/*.log"
-    done
-    sleep 0.2
-  done
-}
-json_field() { # json_field NAME < json  -> first string value of "NAME"
-  sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\\([^\"]*\\)\".*/\\1/p" | head -n1
-}
+STOP_MESSAGE="stopping (logs kept in ${RUN#"$ROOT"/})"
 
 # --- Concur simulator ------------------------------------------------------------------------
 CLIENT_ID=dev-client-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
