@@ -12,16 +12,6 @@ func (c configEntry) credentials() concur.Credentials {
 	return concur.Credentials{ClientID: c.ClientID, ClientSecret: concur.NewSecret(c.ClientSecret)}
 }
 
-// allowList is where tokens may go. Patterns were validated when written,
-// so a parse failure here means corrupt storage: allow nothing.
-func (c configEntry) allowList() *concur.HostAllowList {
-	l, err := concur.ParseAllowedHosts(c.AllowedHosts)
-	if err != nil {
-		l, _ = concur.ParseAllowedHosts([]string{"https://invalid.invalid"})
-	}
-	return l
-}
-
 // newConcurClient builds a client that sends tokens only to allowedHosts.
 // Clients share the backend's HTTP transport, so rebuilding one is cheap.
 func (b *backend) newConcurClient(allowedHosts []string) (*concur.Client, error) {

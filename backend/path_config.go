@@ -257,15 +257,16 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp != nil {
 		return resp, nil
 	}
-	for field, v := range map[string]string{"client_id": cfg.ClientID, "client_secret": cfg.ClientSecret, "company_uuid": cfg.CompanyUUID} {
-		if v == "" {
-			return fieldError(field, "is required"), nil
+	for _, f := range []struct{ field, value string }{{"client_id", cfg.ClientID}, {"client_secret", cfg.ClientSecret}, {"company_uuid", cfg.CompanyUUID}} {
+		if f.value == "" {
+			return fieldError(f.field, "is required"), nil
 		}
 	}
-	allow, err := concur.ParseAllowedHosts(cfg.AllowedHosts)
+	client, err := b.newConcurClient(cfg.AllowedHosts)
 	if err != nil {
 		return fieldError("allowed_hosts", "%v", err), nil
 	}
+	allow := client.AllowedHosts()
 	if err := allow.Check(cfg.BaseURL); err != nil {
 		return fieldError("base_url", "%s is not allowed by allowed_hosts %v", cfg.BaseURL, cfg.AllowedHosts), nil
 	}
@@ -279,10 +280,6 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 				return fieldError("allowed_hosts", "the current geolocation %s would no longer be allowed", geo), nil
 			}
 		}
-	}
-	client, err := b.newConcurClient(cfg.AllowedHosts)
-	if err != nil {
-		return fieldError("allowed_hosts", "%v", err), nil
 	}
 
 	next := &engineState{Config: cfg}
@@ -304,7 +301,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			// Without a refresh token the engine could serve for an hour and then nothing.
 			return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("%s: Concur's answer carried no refresh token (correlation id %s); nothing was stored", field, tok.CorrelationID))
 		}
-		next = ts.withToken(next, tok)
+		next = ts.withToken(next, tok, allow)
 	case prev != nil:
 		next.Token = prev.Token
 	default:

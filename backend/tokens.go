@@ -352,13 +352,13 @@ func (ts *tokenStore) renewLocked(ctx context.Context, s logical.Storage, stillN
 		ts.recordFailure(ctx, s, snap, err)
 		return err
 	}
-	return ts.save(ctx, s, ts.withToken(st, tok), snap.client, true)
+	return ts.save(ctx, s, ts.withToken(st, tok, snap.client.AllowedHosts()), snap.client, true)
 }
 
 // withToken is st after Concur issued tok: the refresh token, its expiry and
-// the geolocation are taken from the response before the access token is
-// ever served.
-func (ts *tokenStore) withToken(st *engineState, tok *concur.Token) *engineState {
+// the geolocation (if allow admits it) are taken from the response before
+// the access token is ever served.
+func (ts *tokenStore) withToken(st *engineState, tok *concur.Token, allow *concur.HostAllowList) *engineState {
 	next := *st
 	t := &next.Token
 	t.AccessToken = tok.AccessToken.Reveal()
@@ -376,7 +376,7 @@ func (ts *tokenStore) withToken(st *engineState, tok *concur.Token) *engineState
 	t.LastRefreshAt = ts.b.now()
 	t.Status, t.LastError, t.LastErrorAt, t.Failures, t.NextAttemptAt = statusOK, "", time.Time{}, 0, time.Time{}
 	if geo := tok.Geolocation; geo != "" && geo != t.Geolocation {
-		if err := st.Config.allowList().Check(geo); err != nil {
+		if err := allow.Check(geo); err != nil {
 			// Never send tokens where the operator did not allow; keep
 			// the old host and say so.
 			t.LastError = fmt.Sprintf("Concur named geolocation %q, which allowed_hosts does not allow; still using %q", geo, t.Geolocation)

@@ -83,30 +83,31 @@ func (c *Client) grant(ctx context.Context, op, baseURL string, form url.Values,
 
 	next, nerr := NormalizeBaseURL(ce.Geolocation)
 	if nerr != nil {
-		return nil, &Error{Op: op, StatusCode: ce.StatusCode, ErrorCode: ce.ErrorCode, Description: ce.Description,
-			Code: ce.Code, CorrelationID: ce.CorrelationID, Geolocation: ce.Geolocation, Class: ClassPermanent,
-			Err: errors.New("code 16 (wrong data centre) without a usable geolocation")}
+		return nil, redirectFailed(op, ce, ce.Geolocation, errors.New("code 16 (wrong data centre) without a usable geolocation"))
 	}
 	if aerr := c.allowed.Check(next); aerr != nil {
-		return nil, &Error{Op: op, StatusCode: ce.StatusCode, ErrorCode: ce.ErrorCode, Description: ce.Description,
-			Code: ce.Code, CorrelationID: ce.CorrelationID, Geolocation: next, Class: ClassPermanent,
-			Err: fmt.Errorf("code 16 redirect to %s refused: %w", next, aerr)}
+		return nil, redirectFailed(op, ce, next, fmt.Errorf("code 16 redirect to %s refused: %w", next, aerr))
 	}
 	if next == base {
-		return nil, redirectLoop(op, ce, next)
+		return nil, redirectFailed(op, ce, ce.Geolocation, redirectLoop(next))
 	}
 	c.log.Debug("concur token endpoint redirected (code 16)", "op", op, "from", base, "to", next)
 	tok, err = c.postToken(ctx, op, next, body, presented, secrets)
 	if errors.As(err, &ce) && ce.Class == ClassRedirect {
-		return nil, redirectLoop(op, ce, ce.Geolocation)
+		return nil, redirectFailed(op, ce, ce.Geolocation, redirectLoop(ce.Geolocation))
 	}
 	return tok, err
 }
 
-func redirectLoop(op string, ce *Error, to string) *Error {
+// redirectFailed is the permanent error for a code-16 answer that cannot be
+// followed: what Concur said, plus why the engine did not follow it.
+func redirectFailed(op string, ce *Error, geolocation string, why error) *Error {
 	return &Error{Op: op, StatusCode: ce.StatusCode, ErrorCode: ce.ErrorCode, Description: ce.Description,
-		Code: ce.Code, CorrelationID: ce.CorrelationID, Geolocation: ce.Geolocation, Class: ClassPermanent,
-		Err: fmt.Errorf("code 16 redirect loop (sent on to %q again)", to)}
+		Code: ce.Code, CorrelationID: ce.CorrelationID, Geolocation: geolocation, Class: ClassPermanent, Err: why}
+}
+
+func redirectLoop(to string) error {
+	return fmt.Errorf("code 16 redirect loop (sent on to %q again)", to)
 }
 
 func (c *Client) postToken(ctx context.Context, op, base string, body []byte, presented Secret, secrets []Secret) (*Token, error) {
