@@ -100,6 +100,22 @@ func (c *caseT) failed() bool {
 	return len(c.problems) > 0
 }
 
+// verdict reports the collected problems on t. A case marked as a product
+// bug (skip) is skipped while it fails, and must lose its mark once it passes.
+func (c *caseT) verdict(t *testing.T, skip string, rec *reliabilityRecord) {
+	switch {
+	case skip != "" && c.failed():
+		rec.Note = skip + " (observed: " + shortText(c.problems[0]) + ")"
+		t.Skipf("%s\nobserved: %s", skip, strings.Join(c.problems, "\n"))
+	case skip != "":
+		t.Errorf("the case is marked as a product bug (%s) but passes: remove the mark", skip)
+	case c.failed():
+		for _, p := range c.problems {
+			t.Error(p)
+		}
+	}
+}
+
 func (m *mx) status() string {
 	o := m.req(logical.ReadOperation, "config", nil)
 	if o.code != 200 {
@@ -741,17 +757,7 @@ func runMatrixCase(t *testing.T, c matrixCase) {
 	if ct.failed() {
 		rec.Resumed = "no"
 	}
-	switch {
-	case c.skip != "" && ct.failed():
-		rec.Note = c.skip + " (observed: " + shortText(ct.problems[0]) + ")"
-		t.Skipf("%s\nobserved: %s", c.skip, strings.Join(ct.problems, "\n"))
-	case c.skip != "":
-		t.Errorf("the case is marked as a product bug (%s) but passes: remove the mark", c.skip)
-	case ct.failed():
-		for _, p := range ct.problems {
-			t.Error(p)
-		}
-	}
+	ct.verdict(t, c.skip, rec)
 	if c.note != "" {
 		rec.Note = c.note
 	}

@@ -531,15 +531,5 @@ func runHostileCase(t *testing.T, c hostileCase) {
 		}
 	}
 	c.run(h)
-	switch {
-	case c.skip != "" && ct.failed():
-		rec.Note = c.skip + " (observed: " + shortText(ct.problems[0]) + ")"
-		t.Skipf("%s\nobserved: %s", c.skip, strings.Join(ct.problems, "\n"))
-	case c.skip != "":
-		t.Errorf("the case is marked as a product bug (%s) but passes: remove the mark", c.skip)
-	case ct.failed():
-		for _, p := range ct.problems {
-			t.Error(p)
-		}
-	}
+	ct.verdict(t, c.skip, rec)
 }
