@@ -103,14 +103,11 @@ func (ts *tokenStore) load(ctx context.Context, s logical.Storage) (snapshot, er
 	return snapshot{state: ts.state, client: ts.client, unsaved: ts.unsaved}, nil
 }
 
-// publish makes st the current state in memory.
+// publish makes st, and the client built for its settings, current in memory.
 func (ts *tokenStore) publish(st *engineState, client *concur.Client, unsaved bool) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	ts.state, ts.loaded, ts.unsaved = st, true, unsaved
-	if client != nil || st == nil {
-		ts.client = client
-	}
+	ts.state, ts.client, ts.loaded, ts.unsaved = st, client, true, unsaved
 }
 
 // save writes st to storage and publishes it. When the write fails and st
