@@ -1,0 +1,138 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// writeReports prints the text report on stdout and writes it, and the
+// JSON, to the files o names.
+func writeReports(res *results, o *options, stdout io.Writer) error {
+	text := report(res)
+	if _, err := io.WriteString(stdout, text); err != nil {
+		return err
+	}
+	if o.outText != "" {
+		if err := os.WriteFile(o.outText, []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.outJSON != "" {
+		js, err := marshalResults(res)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.outJSON, js, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// marshalResults is the JSON file's content.
+func marshalResults(res *results) ([]byte, error) {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// report is the human-readable report: the setting, one table per view of
+// the targets, then the verdicts.
+func report(r *results) string {
+	var sb strings.Builder
+	reportSetting(&sb, r)
+	reportTargets(&sb, r)
+	reportCPU(&sb, r)
+	reportPhases(&sb, r)
+	reportVerdicts(&sb, r)
+	return sb.String()
+}
+
+func reportSetting(w io.Writer, r *results) {
+	mc := r.Machine
+	fmt.Fprintf(w, "vault-plugin-secrets-concur load test, %s\n", r.StartedAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %d MiB RAM, Linux %s, %s, Vault %s\n",
+		mc.CPUs, mc.CPUModel, mc.MemTotalMiB, mc.Kernel, mc.GoVersion, mc.VaultVersion)
+	fmt.Fprintf(w, "load average before/after the run: %s / %s; CPU steal during the run: %.1f%%\n",
+		mc.LoadBefore, mc.LoadAfter, mc.StealPercent)
+	fmt.Fprintf(w, "CPU used by other processes during the run: %.2f cores on average (0 = quiet machine)\n", r.OtherCPU)
+	fmt.Fprintf(w, "%d closed-loop keep-alive connections; %s per target in alternating %s phases after %s warm-up each\n\n",
+		r.Conns, r.DurationPerTgt, r.Phase, r.Warmup)
+}
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+}
+
+func reportTargets(w io.Writer, r *results) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "target\tpath\trequests\terrors\treq/s\tp50 µs\tp90 µs\tp99 µs\tmax µs\tbody bytes\t")
+	for _, t := range r.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t\n", t.Name, t.Path, t.Requests, t.Errors,
+			t.RPS, t.P50Micros, t.P90Micros, t.P99Micros, t.MaxMicros, t.ResponseSize)
+	}
+	tw.Flush()
+}
+
+func reportCPU(w io.Writer, r *results) {
+	fmt.Fprintf(w, "\nCPU time per request (µs) while each target ran:\n")
+	tw := newTable(w)
+	hdr := "target\tvault\t"
+	for _, p := range r.Plugins {
+		hdr += p.Name + "\t"
+	}
+	fmt.Fprintln(tw, hdr+"load generator\t")
+	for _, t := range r.Targets {
+		line := fmt.Sprintf("%s\t%.1f\t", t.Name, t.VaultCPUMicros)
+		for _, c := range t.PluginCPUMicros {
+			line += fmt.Sprintf("%.1f\t", c)
+		}
+		fmt.Fprintln(tw, line+fmt.Sprintf("%.1f\t", t.LoadgenCPUMicros))
+	}
+	tw.Flush()
+}
+
+func reportPhases(w io.Writer, r *results) {
+	fmt.Fprintf(w, "\nPhases (in run order):\n")
+	tw := newTable(w)
+	fmt.Fprintln(tw, "#\ttarget\tseconds\treq/s\tp50 µs\tp99 µs\tother CPU (cores)\t")
+	for i, p := range r.Phases {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
+			i+1, p.Target, p.Seconds, p.RPS, p.P50Micros, p.P99Micros, p.OtherCPU)
+	}
+	tw.Flush()
+}
+
+func reportVerdicts(w io.Writer, r *results) {
+	a, b := r.Targets[0].Name, r.Targets[1].Name
+	fmt.Fprintf(w, "\n%s/%s: throughput %.2f× (target ≥ 0.80), p50 %.2f×, p99 %.2f× (target ≤ 1.50)\n",
+		a, b, r.RatioRPS, r.RatioP50, r.RatioP99)
+	if q := r.Quiet; q != nil {
+		fmt.Fprintf(w, "%s/%s over the quiet phases only (other CPU < %.2f cores; %.0f s and %.0f s): "+
+			"throughput %.2f×, p50 %.2f×, p99 %.2f×\n",
+			a, b, quietCores, q.Targets[0].Seconds, q.Targets[1].Seconds, q.RatioRPS, q.RatioP50, q.RatioP99)
+	} else {
+		fmt.Fprintf(w, "no quiet phase for both targets (other CPU < %.2f cores): the ratios above include other load\n", quietCores)
+	}
+	fmt.Fprintf(w, "CPU per request, %s/%s: %.2f (the throughput ratio to expect when CPU-bound; independent of other load)\n",
+		b, a, r.CPURatio)
+	fmt.Fprintf(w, "Concur token calls during the run: %d (since the simulator started: %d)\n", r.TokenCallsRun, r.TokenCallsTotal)
+	for _, p := range r.Plugins {
+		fmt.Fprintf(w, "plugin %s (pid %d) RSS: %.1f MiB at start, %.1f MiB before the run, %.1f MiB after: "+
+			"growth %+.1f MiB (target < 10)\n", p.Name, p.PID, mib(p.Start), mib(p.Before), mib(p.After), mib(p.Growth))
+	}
+	v := r.VaultRSS
+	fmt.Fprintf(w, "vault (pid %d) RSS: %.1f MiB before the run, %.1f MiB after\n", v.PID, mib(v.Before), mib(v.After))
+	if r.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", r.Note)
+	}
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
