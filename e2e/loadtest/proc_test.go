@@ -78,12 +78,12 @@ func TestStatusFields(t *testing.T) {
 
 func TestCmdlineName(t *testing.T) {
 	for cmdline, want := range map[string]string{
-		"/work/bin/vault\x00server\x00-dev\x00":                                   "vault",
-		"/tmp/plugins/vault-plugin-secrets-concur\x00":                            "vault-plugin-secrets-concur",
-		"vault-plugin-secrets-concur-b":                                           "vault-plugin-secrets-concur-b",
-		"/usr/bin/my vault\x00":                                                   "my vault",
-		"":                                                                        "",
-		"\x00bogus":                                                               "",
+		"/work/bin/vault\x00server\x00-dev\x00":        "vault",
+		"/tmp/plugins/vault-plugin-secrets-concur\x00": "vault-plugin-secrets-concur",
+		"vault-plugin-secrets-concur-b":                "vault-plugin-secrets-concur-b",
+		"/usr/bin/my vault\x00":                        "my vault",
+		"":                                             "",
+		"\x00bogus":                                    "",
 		"/opt/vault/bin/vault-plugin-secrets-concur\x00--ca-cert=/etc/vault/x\x00": "vault-plugin-secrets-concur",
 	} {
 		if got := cmdlineName([]byte(cmdline)); got != want {
