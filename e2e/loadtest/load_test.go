@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,10 +15,10 @@ func TestLoadCountsEveryAnsweredRequest(t *testing.T) {
 	var served atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		served.Add(1)
-		w.Write([]byte(`{"data":{}}`))
+		fmt.Fprint(w, `{"data":{}}`)
 	}))
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/concur/creds", nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+"/v1/concur/creds", nil)
 	s, err := load(context.Background(), srv.Client(), req, 3, 20*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func TestLoadStopsOnErrors(t *testing.T) {
 		http.Error(w, "sealed", http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/concur/creds", nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+"/v1/concur/creds", nil)
 	_, err := load(context.Background(), srv.Client(), req, 2, time.Hour)
 	if err == nil || err.Error() != "/v1/concur/creds: too many errors, first: HTTP 503" {
 		t.Errorf("load = %v, want too many errors naming HTTP 503", err)
@@ -56,11 +57,11 @@ func TestSendNeedsOK(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	ok, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	ok, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+"/", nil)
 	if err := send(context.Background(), srv.Client(), ok); err != nil {
 		t.Errorf("send of a 200: %v", err)
 	}
-	other, _ := http.NewRequest(http.MethodGet, srv.URL+"/moved", nil)
+	other, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL+"/moved", nil)
 	if err := send(context.Background(), srv.Client(), other); err == nil || !strings.Contains(err.Error(), "HTTP 204") {
 		t.Errorf("send of a 204 = %v, want HTTP 204", err)
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"io"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,12 +32,12 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method + " " + r.URL.Path {
 	case "GET /v1/sys/seal-status":
-		io.WriteString(w, `{"sealed":false,"version":"1.21.0"}`)
+		fmt.Fprint(w, `{"sealed":false,"version":"1.21.0"}`)
 	case "GET /_sim/stats":
-		io.WriteString(w, `{"calls":{"token":1},"grants":{"password":1}}`)
+		fmt.Fprint(w, `{"calls":{"token":1},"grants":{"password":1}}`)
 	case "GET /v1/concur/creds":
 		f.credsGets.Add(1)
-		io.WriteString(w, fakeCreds)
+		fmt.Fprint(w, fakeCreds)
 	case "POST /v1/secret/data/bench":
 		var body struct{ Data map[string]any }
 		if json.NewDecoder(r.Body).Decode(&body) != nil {
@@ -51,7 +51,7 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		b, _ := json.Marshal(map[string]any{"data": map[string]any{"data": f.kv}})
 		f.mu.Unlock()
-		w.Write(b)
+		_, _ = w.Write(b)
 	default:
 		http.NotFound(w, r)
 	}

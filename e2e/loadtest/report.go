@@ -67,47 +67,50 @@ func reportSetting(w io.Writer, r *results) {
 		r.Conns, r.DurationPerTgt, r.Phase, r.Warmup)
 }
 
-func newTable(w io.Writer) *tabwriter.Writer {
-	return tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+// writeTable writes rows of tab-terminated cells right-aligned under header.
+func writeTable(w io.Writer, header string, rows []string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, r)
+	}
+	_ = tw.Flush() // report writes to a strings.Builder, which does not fail
 }
 
 func reportTargets(w io.Writer, r *results) {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "target\tpath\trequests\terrors\treq/s\tp50 µs\tp90 µs\tp99 µs\tmax µs\tbody bytes\t")
+	var rows []string
 	for _, t := range r.Targets {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t\n", t.Name, t.Path, t.Requests, t.Errors,
-			t.RPS, t.P50Micros, t.P90Micros, t.P99Micros, t.MaxMicros, t.ResponseSize)
+		rows = append(rows, fmt.Sprintf("%s\t%s\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t", t.Name, t.Path, t.Requests,
+			t.Errors, t.RPS, t.P50Micros, t.P90Micros, t.P99Micros, t.MaxMicros, t.ResponseSize))
 	}
-	tw.Flush()
+	writeTable(w, "target\tpath\trequests\terrors\treq/s\tp50 µs\tp90 µs\tp99 µs\tmax µs\tbody bytes\t", rows)
 }
 
 func reportCPU(w io.Writer, r *results) {
 	fmt.Fprintf(w, "\nCPU time per request (µs) while each target ran:\n")
-	tw := newTable(w)
-	hdr := "target\tvault\t"
+	header := "target\tvault\t"
 	for _, p := range r.Plugins {
-		hdr += p.Name + "\t"
+		header += p.Name + "\t"
 	}
-	fmt.Fprintln(tw, hdr+"load generator\t")
+	var rows []string
 	for _, t := range r.Targets {
-		line := fmt.Sprintf("%s\t%.1f\t", t.Name, t.VaultCPUMicros)
+		row := fmt.Sprintf("%s\t%.1f\t", t.Name, t.VaultCPUMicros)
 		for _, c := range t.PluginCPUMicros {
-			line += fmt.Sprintf("%.1f\t", c)
+			row += fmt.Sprintf("%.1f\t", c)
 		}
-		fmt.Fprintln(tw, line+fmt.Sprintf("%.1f\t", t.LoadgenCPUMicros))
+		rows = append(rows, row+fmt.Sprintf("%.1f\t", t.LoadgenCPUMicros))
 	}
-	tw.Flush()
+	writeTable(w, header+"load generator\t", rows)
 }
 
 func reportPhases(w io.Writer, r *results) {
 	fmt.Fprintf(w, "\nPhases (in run order):\n")
-	tw := newTable(w)
-	fmt.Fprintln(tw, "#\ttarget\tseconds\treq/s\tp50 µs\tp99 µs\tother CPU (cores)\t")
+	var rows []string
 	for i, p := range r.Phases {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t\n",
-			i+1, p.Target, p.Seconds, p.RPS, p.P50Micros, p.P99Micros, p.OtherCPU)
+		rows = append(rows, fmt.Sprintf("%d\t%s\t%.1f\t%.0f\t%.0f\t%.0f\t%.2f\t",
+			i+1, p.Target, p.Seconds, p.RPS, p.P50Micros, p.P99Micros, p.OtherCPU))
 	}
-	tw.Flush()
+	writeTable(w, "#\ttarget\tseconds\treq/s\tp50 µs\tp99 µs\tother CPU (cores)\t", rows)
 }
 
 func reportVerdicts(w io.Writer, r *results) {
