@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,14 +59,16 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // A whole run, a few tens of milliseconds long, against the fake: what it
-// writes, the phases in alternating order, and figures that add up.
+// writes, the phases in alternating order, and figures that add up. The test
+// process stands in for the plugin, and its parent for Vault, so the real
+// /proc is read too.
 func TestRunAgainstFakeVault(t *testing.T) {
 	fake := &fakeVault{}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	dir := t.TempDir()
-	args := []string{"-vault-addr", srv.URL, "-token", "root", "-sim-url", srv.URL + "/", "-plugins", "",
-		"-vault-pid", "1", "-duration", "60ms", "-phase", "20ms", "-warmup", "5ms", "-conns", "2", "-note", "fake",
+	args := []string{"-vault-addr", srv.URL, "-token", "root", "-sim-url", srv.URL + "/", "-plugins", filepath.Base(os.Args[0]),
+		"-vault-pid", strconv.Itoa(os.Getppid()), "-duration", "60ms", "-phase", "20ms", "-warmup", "5ms", "-conns", "2", "-note", "fake",
 		"-out-json", filepath.Join(dir, "r.json"), "-out-text", filepath.Join(dir, "r.txt")}
 	var stdout, stderr bytes.Buffer
 	if code := run(args, &stdout, &stderr); code != 0 {
@@ -115,8 +118,32 @@ func checkFakeRun(t *testing.T, fake *fakeVault, res *results) {
 		t.Errorf("token calls %d/%d, Vault %q, note %q", res.TokenCallsRun, res.TokenCallsTotal,
 			res.Machine.VaultVersion, res.Note)
 	}
-	if len(res.Plugins) != 0 || res.VaultRSS.PID != 1 || res.DurationPerTgt != "60ms" || res.Conns != 2 {
-		t.Errorf("plugins %v, vault %+v, duration %q, conns %d", res.Plugins, res.VaultRSS, res.DurationPerTgt, res.Conns)
+	if res.DurationPerTgt != "60ms" || res.Conns != 2 {
+		t.Errorf("duration %q, conns %d", res.DurationPerTgt, res.Conns)
+	}
+	checkFakeRunProcesses(t, res)
+}
+
+func checkFakeRunProcesses(t *testing.T, res *results) {
+	t.Helper()
+	if len(res.Plugins) != 1 || res.Plugins[0].PID != os.Getpid() || res.VaultRSS.PID != os.Getppid() {
+		t.Fatalf("plugins %+v, vault %+v; want this process and its parent", res.Plugins, res.VaultRSS)
+	}
+	for _, r := range []rss{res.Plugins[0], res.VaultRSS} {
+		if r.Start <= 0 || r.Before <= 0 || r.After <= 0 || r.Growth != r.After-r.Before {
+			t.Errorf("RSS of %s: %+v", r.Name, r)
+		}
+	}
+	// This process served and sent every request: CPU in clock ticks, but some.
+	var cpu float64
+	for _, tr := range res.Targets {
+		if len(tr.PluginCPUMicros) != 1 {
+			t.Fatalf("%s: plugin CPU %v, want one figure", tr.Name, tr.PluginCPUMicros)
+		}
+		cpu += tr.PluginCPUMicros[0] + tr.LoadgenCPUMicros
+	}
+	if cpu <= 0 {
+		t.Errorf("no CPU time counted for this process: %+v", res.Targets)
 	}
 }
 
