@@ -28,6 +28,7 @@ test: lint unit fuzz e2e
 
 unit:
 	go test -race -count=1 $(GO_PKGS)
+	cd e2e && go test -race -count=1 ./loadtest/
 
 # Each fuzz target runs briefly; the committed corpora in testdata/fuzz run as plain tests in `unit`.
 fuzz:
