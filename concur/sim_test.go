@@ -363,3 +363,97 @@ func TestSimCallerCancelDuringDelay(t *testing.T) {
 		t.Fatalf("err %v after %s", err, time.Since(start))
 	}
 }
+
+// Under strict rotation, garbled 2xx answers must not cost the refresh
+// token: what the body carries is kept, and a grant that got a 2xx is never
+// sent again with the token it consumed (issue 10.3, 10.8). The simulator's
+// own record says whether custody held.
+func TestSimGarbledGrantAnswersKeepCustody(t *testing.T) {
+	e := newSimEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate}, concur.Options{})
+	refresh := concur.NewSecret(e.sim.NewRefreshToken(testClientID, testCompanyUUID))
+
+	e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultWrongTypes})
+	tok, err := e.refresh(refresh)
+	if err != nil {
+		t.Fatalf("wrong types: %v", err)
+	}
+	if cur := e.sim.CurrentRefreshToken(testClientID, testCompanyUUID); tok.RefreshToken.Reveal() != cur || tok.AccessToken.IsZero() {
+		t.Fatalf("the rotated refresh token was not kept")
+	}
+	if len(tok.Warnings) != 4 || tok.Scope != "" || tok.Geolocation != "" {
+		t.Errorf("warnings %q scope %q geolocation %q", tok.Warnings, tok.Scope, tok.Geolocation)
+	}
+
+	// Only the refresh token survives a garbled access token.
+	e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultWrongTypes, Fields: []string{"access_token"}})
+	tok, err = e.refresh(tok.RefreshToken)
+	if err != nil || !tok.AccessToken.IsZero() || tok.RefreshToken.Reveal() != e.sim.CurrentRefreshToken(testClientID, testCompanyUUID) {
+		t.Fatalf("refresh token only: %v", err)
+	}
+
+	e.sim.ResetCounters()
+	e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultTruncate})
+	_, err = e.refresh(tok.RefreshToken)
+	if !concur.IsGrantOutcomeUnknown(err) || concur.RefusedForGood(err) || e.sim.GrantCalls("refresh_token") != 1 {
+		t.Fatalf("truncated: %v after %d grants", err, e.sim.GrantCalls("refresh_token"))
+	}
+	if n := e.sim.DeadRefreshTokenUses(); n != 0 {
+		t.Fatalf("the client presented %d dead refresh tokens", n)
+	}
+	assertNoSecrets(t, "outcome unknown", err)
+}
+
+// Each code of the table, answered by the simulator in Concur's shape,
+// reaches the caller with its code and the table's verdict.
+func TestSimEveryOAuthCode(t *testing.T) {
+	e := newSimEnv(t, concurtest.Options{}, concur.Options{})
+	refresh := concur.NewSecret(e.sim.NewRefreshToken(testClientID, testCompanyUUID))
+	for _, row := range concur.OAuthCodes() {
+		e.sim.ClearFaults()
+		e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultOAuthError, Code: row.Code})
+		_, err := e.refresh(refresh)
+		if row.Class == concur.ClassTransient {
+			if err != nil {
+				t.Errorf("code %d: %v; want a retry that succeeds", row.Code, err)
+			}
+			continue
+		}
+		ce := asError(t, err)
+		if ce.Code != row.Code || ce.ErrorCode != row.Error || concur.RefusedForGood(err) != row.RefusedForGood {
+			t.Errorf("code %d: %+v, RefusedForGood %v", row.Code, ce, concur.RefusedForGood(err))
+		}
+	}
+}
+
+func TestSimIDTokenSubject(t *testing.T) {
+	e := newSimEnv(t, concurtest.Options{}, concur.Options{})
+	tok := e.exchange(t, e.sim.URL)
+	if tok.Subject != testCompanyUUID || len(tok.Warnings) != 0 {
+		t.Fatalf("subject %q warnings %q", tok.Subject, tok.Warnings)
+	}
+	const other = "11111111-2222-4333-8444-555555555555"
+	e.sim.SetIDTokenSubject(testCompanyUUID, other)
+	tok, err := e.refresh(tok.RefreshToken)
+	if err != nil || tok.Subject != other {
+		t.Fatalf("subject %q, %v", tok.Subject, err)
+	}
+}
+
+func TestSimDeprecationNotice(t *testing.T) {
+	var got []concur.DeprecationNotice
+	e := newSimEnv(t, concurtest.Options{}, concur.Options{OnDeprecation: func(n concur.DeprecationNotice) { got = append(got, n) }})
+	tok := e.exchange(t, e.sim.URL)
+	if len(got) != 0 {
+		t.Fatalf("notices without headers: %+v", got)
+	}
+	e.sim.SetDeprecation(concurtest.EndpointUsers, "Identity v4 is deprecated; use v4.1", "Wed, 30 Dec 2026 23:59:59 GMT")
+	users := e.sim.Users(testCompanyUUID)
+	if _, err := e.client.GetUser(e.ctx, e.sim.URL, tok.AccessToken, users[0].ID, concur.UserQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	want := concur.DeprecationNotice{Op: "get user", Path: "/profile/identity/v4/Users/" + users[0].ID,
+		Warning: "Identity v4 is deprecated; use v4.1", Sunset: "Wed, 30 Dec 2026 23:59:59 GMT"}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("notices %+v", got)
+	}
+}
