@@ -940,3 +940,35 @@ func TestDeprecationHeadersAreReported(t *testing.T) {
 		t.Errorf("second notice = %+v", got[1])
 	}
 }
+
+// The caller giving up while a grant's 2xx body is still arriving does not
+// hide that the grant happened.
+func TestCallerGivingUpMidBodyStillReportsTheGrant(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("concur-correlationid", "cid-mid")
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte(`{"access_token":"`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	// The caller gives up just after the status line arrived.
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		cancel()
+		return resp, err
+	})}
+	c := newClient(t, concur.Options{HTTPClient: hc})
+	_, err := c.Refresh(ctx, ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+	if !concur.IsGrantOutcomeUnknown(err) || !errors.Is(err, context.Canceled) || ts.count() != 1 {
+		t.Fatalf("err %v after %d calls", err, ts.count())
+	}
+	if ce := asError(t, err); ce.StatusCode != 200 || ce.CorrelationID != "cid-mid" {
+		t.Fatalf("error = %+v", ce)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -90,7 +90,9 @@ func decodeTokenResponse(body []byte, now time.Time, presented Secret) (*Token, 
 	if n, ok := d.integer("expires_in", 1, 10*365*24*3600); ok {
 		lifetime = time.Duration(n) * time.Second
 	}
-	t.ExpiresAt = now.Add(lifetime)
+	if access != "" {
+		t.ExpiresAt = now.Add(lifetime)
+	}
 	// refresh_expires_in is absolute Unix seconds; keep plausible values only
 	// (after 1970, before year 10000).
 	if n, ok := d.integer("refresh_expires_in", 1, 253402300799); ok {

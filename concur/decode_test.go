@@ -220,6 +220,9 @@ func TestDecodeTokenResponseKeepsWhatMatters(t *testing.T) {
 			if strings.Contains(tt.body, "1703696549") && !tok.RefreshExpiresAt.Equal(time.Unix(1703696549, 0)) {
 				t.Errorf("refresh expiry lost: %s", tok.RefreshExpiresAt)
 			}
+			if (tt.wantAccess == "") != tok.ExpiresAt.IsZero() {
+				t.Errorf("ExpiresAt %s with access token %q", tok.ExpiresAt, tt.wantAccess)
+			}
 			if tok.Geolocation != tt.wantGeo || tok.Subject != tt.wantSubject {
 				t.Errorf("geolocation %q subject %q", tok.Geolocation, tok.Subject)
 			}

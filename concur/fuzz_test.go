@@ -55,7 +55,7 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 				}
 			}
 		}
-		if !tok.ExpiresAt.After(testNow) {
+		if tok.AccessToken.IsZero() != tok.ExpiresAt.IsZero() || (!tok.AccessToken.IsZero() && !tok.ExpiresAt.After(testNow)) {
 			t.Fatalf("ExpiresAt %s not after now", tok.ExpiresAt)
 		}
 		if tok.RefreshToken.IsZero() {

@@ -64,7 +64,9 @@ func (c *Client) do(ctx context.Context, r *request) error {
 		if o.err == nil {
 			return nil
 		}
-		if err := ctx.Err(); err != nil {
+		// The caller gave up. An answer that did arrive (a 2xx whose body was
+		// cut off above all: the grant happened) is still the better report.
+		if err := ctx.Err(); err != nil && o.err.StatusCode == 0 {
 			return &Error{Op: r.op, Class: ClassTransient, Err: err}
 		}
 		// An attempt cut short by our own budget says nothing about Concur;

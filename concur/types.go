@@ -23,7 +23,8 @@ type Token struct {
 	// AccessToken is zero when the answer carried only a refresh token.
 	AccessToken Secret
 	TokenType   string
-	// ExpiresAt is now + expires_in.
+	// ExpiresAt is now + expires_in (an hour when expires_in is absent or
+	// unusable); zero when there is no access token.
 	ExpiresAt time.Time
 	// RefreshToken is the one Concur returned, or the one that was presented
 	// when the response carried none.
