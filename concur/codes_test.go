@@ -100,7 +100,7 @@ func TestRefusedForGoodOnlyForConcursCodedRefusals(t *testing.T) {
 		"code 16":                   decoded(400, `{"error":"invalid_request","code":16,"geolocation":"https://eu2.api.concursolutions.com"}`),
 		"code 108 on a 500":         decoded(500, `{"error":"invalid_grant","code":108}`),
 		"code 108 without error (not Concur's shape)": decoded(400, `{"code":108}`),
-		"error without code":                          decoded(400, `{"error":"invalid_grant","error_description":"bad or expired refresh token"}`),
+		"error without code":                          decoded(400, `{"error":"invalid_grant","error_description":"bad"}`),
 		"unknown code":                                decoded(400, `{"error":"invalid_grant","code":999}`),
 		"code 134 maintenance":                        decoded(400, `{"error":"invalid_request","code":134}`),
 		"code 106 (our request's fault)":              decoded(400, `{"error":"invalid_request","code":106}`),
