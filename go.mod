@@ -5,7 +5,6 @@ go 1.26.0
 require (
 	github.com/hashicorp/go-cleanhttp v0.5.2
 	github.com/hashicorp/go-hclog v1.6.3
-	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/hashicorp/vault/sdk v0.25.1
 	golang.org/x/sync v0.25.0
 )

@@ -108,8 +108,14 @@ func TestSoak(t *testing.T) {
 		if e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.state.Token.Failures == 0 {
 			switch r := rng.Float64(); {
 			case r < 0.02:
-				n := 1 + rng.IntN(3)
-				e.sim.InjectFault(concurtest.EndpointToken, n, failing[rng.IntN(len(failing))])
+				n, f := 1+rng.IntN(3), failing[rng.IntN(len(failing))]
+				if f.RetryAfter != "" && f.RetryAfter != "0" {
+					// A Retry-After beyond the client's budget ends the renewal
+					// at once and sets the next attempt time: one such answer
+					// is a whole failed renewal, not one failed attempt.
+					n = 1
+				}
+				e.sim.InjectFault(concurtest.EndpointToken, n, f)
 				st.faultsInjected += n
 				st.faultsFail += n
 			case r < 0.025:

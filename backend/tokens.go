@@ -432,7 +432,4 @@ func errText(err error) string {
 // company token can help. Trouble on our side of the call (a redirect loop, a
 // host off the allow-list) is not that: it backs off and retries, since the
 // tokens themselves may be fine.
-func refusedForGood(err error) bool {
-	var ce *concur.Error
-	return errors.As(err, &ce) && ce.Class == concur.ClassPermanent && ce.StatusCode >= 400 && ce.StatusCode < 500 && ce.Code != 16
-}
+func refusedForGood(err error) bool { return concur.RefusedForGood(err) }

@@ -5,11 +5,12 @@
 // Every call checks the target host against an allow-list before sending a
 // credential, never follows HTTP redirects, bounds each attempt with a
 // timeout and each response body with a size limit, retries transient
-// failures with backoff, and returns *Error values that never contain a
-// credential.
+// failures with backoff (never a token grant that Concur answered 2xx), and
+// returns *Error values that never contain a credential.
 package concur
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,9 +35,13 @@ const (
 type RetryPolicy struct {
 	MaxAttempts int           // total attempts including the first; 0 -> 4; 1 disables retries
 	MinBackoff  time.Duration // 0 -> 500ms
-	MaxBackoff  time.Duration // 0 -> 30s; also caps an honoured Retry-After
+	MaxBackoff  time.Duration // 0 -> 30s; caps the exponential backoff (not a Retry-After that fits the budget)
 	MaxElapsed  time.Duration // 0 -> 2m; total budget across attempts (never beyond ctx deadline)
 }
+
+// A Retry-After is honoured when it fits what is left of MaxElapsed (and at
+// least MinBackoff is waited, also for "Retry-After: 0"); a longer one ends
+// the call at once, and Error.RetryAfter says when Concur wants to hear again.
 
 // Options configure a Client. The zero value is usable.
 type Options struct {
@@ -48,6 +53,12 @@ type Options struct {
 	MaxBodyBytes int64            // 0 -> 2 MiB
 	Retry        RetryPolicy
 	Logger       hclog.Logger // nil -> hclog.NewNullLogger(); never logs secrets
+	// Wait pauses between attempts; it returns early with ctx's error when
+	// ctx is done. nil -> a timer. Tests pass one that does not sleep.
+	Wait func(ctx context.Context, d time.Duration) error
+	// OnDeprecation, when set, is called (synchronously, so keep it quick)
+	// once for every response that carries Concur's x-api-warn or sunset header.
+	OnDeprecation func(DeprecationNotice)
 }
 
 // Client talks to Concur. It is safe for concurrent use.
@@ -59,6 +70,9 @@ type Client struct {
 	maxBody   int64
 	retry     RetryPolicy
 	log       hclog.Logger
+	sleep     func(ctx context.Context, d time.Duration) error
+	// onDeprecation is Options.OnDeprecation.
+	onDeprecation func(DeprecationNotice)
 }
 
 // New builds a Client; it fails when an AllowedHosts pattern is invalid or a
@@ -84,6 +98,9 @@ func New(opts Options) (*Client, error) {
 		maxBody:   opts.MaxBodyBytes,
 		retry:     opts.Retry,
 		log:       opts.Logger,
+		sleep:     opts.Wait,
+
+		onDeprecation: opts.OnDeprecation,
 	}
 	if c.now == nil {
 		c.now = time.Now

@@ -216,46 +216,81 @@ func TestRefreshKeepsPresentedTokenWhenResponseHasNone(t *testing.T) {
 	}
 }
 
-func TestRetryAfterZeroIsHonoured(t *testing.T) {
+// waits records the pauses the client asks for instead of sleeping.
+type waits struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (w *waits) wait(ctx context.Context, d time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.d = append(w.d, d)
+	return ctx.Err()
+}
+
+func (w *waits) got() []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Duration(nil), w.d...)
+}
+
+// failOnce answers the first request with status and Retry-After, then a token.
+func failOnce(t *testing.T, status int, retryAfter string) *testServer {
 	ts := serve(t, nil)
 	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ts.calls.Add(1) == 1 {
-			w.Header().Set("Retry-After", "0")
-			writeJSON(w, 429, map[string]any{"error": map[string]any{"id": "security.rate.limit.reached"}})
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, status, map[string]any{"error": map[string]any{"id": "security.rate.limit.reached"}})
 			return
 		}
 		writeJSON(w, 200, tokenBody(""))
 	})
-	// A backoff of two seconds would show if "0" were ignored.
-	c := newClient(t, concur.Options{Retry: concur.RetryPolicy{MaxAttempts: 2, MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second}})
-	start := time.Now()
+	return ts
+}
+
+// "Retry-After: 0" is not a licence to hammer: the wait is at least MinBackoff.
+func TestRetryAfterZeroGetsTheMinimumBackoff(t *testing.T) {
+	ts := failOnce(t, 429, "0")
+	w := &waits{}
+	c := newClient(t, concur.Options{Wait: w.wait, Retry: concur.RetryPolicy{MaxAttempts: 2, MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second}})
 	if _, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken)); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > time.Second || ts.count() != 2 {
-		t.Fatalf("took %s and %d calls", d, ts.count())
+	if got := w.got(); ts.count() != 2 || len(got) != 1 || got[0] != 2*time.Second {
+		t.Fatalf("waits %v, %d calls; want one wait of MinBackoff", got, ts.count())
 	}
 }
 
-func TestRetryAfterHTTPDateCappedByMaxBackoff(t *testing.T) {
+// A Retry-After that fits the budget is waited in full (not capped by
+// MaxBackoff); one that does not ends the call at once and is reported, so
+// the caller makes it the next attempt time (issue 10.4).
+func TestRetryAfterWithinAndBeyondTheBudget(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	ts := serve(t, nil)
-	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ts.calls.Add(1) == 1 {
-			w.Header().Set("Retry-After", now.Add(time.Hour).Format(http.TimeFormat))
-			writeJSON(w, 503, nil)
-			return
-		}
-		writeJSON(w, 200, tokenBody(""))
-	})
-	c := newClient(t, concur.Options{Now: func() time.Time { return now },
-		Retry: concur.RetryPolicy{MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 150 * time.Millisecond}})
-	start := time.Now()
+	retry := concur.RetryPolicy{MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: 150 * time.Millisecond, MaxElapsed: time.Minute}
+
+	ts := failOnce(t, 503, now.Add(30*time.Second).Format(http.TimeFormat))
+	w := &waits{}
+	c := newClient(t, concur.Options{Now: func() time.Time { return now }, Wait: w.wait, Retry: retry})
 	if _, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken)); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d < 150*time.Millisecond || d > 2*time.Second {
-		t.Fatalf("waited %s; want the 150ms cap", d)
+	if got := w.got(); len(got) != 1 || got[0] != 30*time.Second {
+		t.Fatalf("waits %v; want the 30s Concur asked for", got)
+	}
+
+	for name, ra := range map[string]string{"seconds": "3600", "date": now.Add(time.Hour).Format(http.TimeFormat)} {
+		ts := failOnce(t, 429, ra)
+		w := &waits{}
+		c := newClient(t, concur.Options{Now: func() time.Time { return now }, Wait: w.wait, Retry: retry})
+		_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+		ce := asError(t, err)
+		if ts.count() != 1 || len(w.got()) != 0 {
+			t.Errorf("%s: %d calls, waits %v; want the call ended at once", name, ts.count(), w.got())
+		}
+		if !ce.HasRetryAfter || ce.RetryAfter != time.Hour || ce.StatusCode != 429 || ce.Class != concur.ClassTransient {
+			t.Errorf("%s: error = %+v", name, ce)
+		}
 	}
 
 	// With no retries left, the error reports what the server asked for.
@@ -268,6 +303,45 @@ func TestRetryAfterHTTPDateCappedByMaxBackoff(t *testing.T) {
 	ce := asError(t, err)
 	if !ce.HasRetryAfter || ce.RetryAfter != 30*time.Second || ce.StatusCode != 503 || ce.Class != concur.ClassTransient {
 		t.Fatalf("error = %+v", ce)
+	}
+}
+
+// Without Retry-After the waits grow from MinBackoff and stay within MaxBackoff.
+func TestBackoffGrowsWithinBounds(t *testing.T) {
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 502, nil) })
+	w := &waits{}
+	c := newClient(t, concur.Options{Wait: w.wait, Retry: concur.RetryPolicy{MaxAttempts: 6, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond}})
+	_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+	if asError(t, err).StatusCode != 502 || ts.count() != 6 {
+		t.Fatalf("err %v after %d calls", err, ts.count())
+	}
+	got := w.got()
+	if len(got) != 5 {
+		t.Fatalf("waits %v", got)
+	}
+	for i, d := range got {
+		if d < 100*time.Millisecond || d > 400*time.Millisecond {
+			t.Errorf("wait %d = %s, outside [MinBackoff, MaxBackoff]", i, d)
+		}
+	}
+	if got[4] < 200*time.Millisecond {
+		t.Errorf("fifth wait %s: backoff did not grow", got[4])
+	}
+}
+
+// The wait gives way to the caller's context.
+func TestWaitIsCutShortByTheCaller(t *testing.T) {
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 503, nil) })
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := func(ctx context.Context, d time.Duration) error {
+		cancel()
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	c := newClient(t, concur.Options{Wait: wait, Retry: concur.RetryPolicy{MaxAttempts: 5, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxElapsed: 2 * time.Hour}})
+	_, err := c.Refresh(ctx, ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+	if !errors.Is(err, context.Canceled) || ts.count() != 1 {
+		t.Fatalf("err %v after %d calls", err, ts.count())
 	}
 }
 
@@ -421,13 +495,22 @@ func TestBodyLimit(t *testing.T) {
 			_, _ = w.Write(big)
 			_, _ = w.Write([]byte(`"}`))
 		})
+		// A grant's oversized 2xx is final: the grant happened.
 		c := newClient(t, concur.Options{MaxBodyBytes: 1024})
 		_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
 		ce := asError(t, err)
-		if ce.Class != concur.ClassTransient || !strings.Contains(err.Error(), "exceeds the limit") || ts.count() != fastRetry.MaxAttempts {
+		if ce.Class != concur.ClassGrantOutcomeUnknown || !strings.Contains(err.Error(), "exceeds the limit") || ts.count() != 1 {
 			t.Errorf("chunked=%v: %v after %d calls", chunked, err, ts.count())
 		}
 		assertNoSecrets(t, "oversized error", err)
+
+		// Identity reads change nothing at Concur: an oversized answer is retried.
+		ts.calls.Store(0)
+		_, err = c.GetUser(context.Background(), ts.URL, concur.NewSecret(testAccessToken), testUserID, concur.UserQuery{})
+		if ce := asError(t, err); ce.Class != concur.ClassTransient || ts.count() != fastRetry.MaxAttempts {
+			t.Errorf("chunked=%v: identity: %v after %d calls", chunked, err, ts.count())
+		}
+		ts.calls.Store(0)
 
 		// The same body fits a larger limit.
 		c = newClient(t, concur.Options{MaxBodyBytes: 8192})
@@ -437,20 +520,70 @@ func TestBodyLimit(t *testing.T) {
 	}
 }
 
-func TestMalformedSuccessIsRetried(t *testing.T) {
-	ts := serve(t, nil)
-	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch ts.calls.Add(1) {
-		case 1:
-			_, _ = w.Write([]byte(`{"access_token":"` + testAccessToken + `","expi`))
-		case 2:
-			writeJSON(w, 200, map[string]any{"token_type": "Bearer"}) // no access_token
-		default:
-			writeJSON(w, 200, tokenBody(""))
+// A 2xx from the token endpoint is never re-sent, whatever its body
+// (issue 10.3): cut off, not JSON, not an object, or without any token is
+// grant_outcome_unknown after one call, naming status and correlation id.
+func TestTokenGrant2xxIsNeverResent(t *testing.T) {
+	bodies := map[string]string{
+		"cut off":       `{"access_token":"` + testAccessToken + `","expi`,
+		"not JSON":      `<html>ok</html>`,
+		"not an object": `["` + testRefreshToken + `"]`,
+		"no tokens":     `{"token_type":"Bearer","expires_in":3600}`,
+		"empty":         ``,
+	}
+	for name, body := range bodies {
+		ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("concur-correlationid", "cid-2xx")
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte(body))
+		})
+		c := newClient(t, concur.Options{})
+		for _, grant := range []string{"refresh", "password"} {
+			ts.calls.Store(0)
+			var err error
+			if grant == "refresh" {
+				_, err = c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+			} else {
+				_, err = c.ExchangeRequestToken(context.Background(), ts.URL, testCreds, testCompanyUUID, concur.NewSecret(testRequestToken))
+			}
+			ce := asError(t, err)
+			if !concur.IsGrantOutcomeUnknown(err) || ts.count() != 1 || concur.RefusedForGood(err) {
+				t.Errorf("%s, %s grant: %v after %d calls", name, grant, err, ts.count())
+			}
+			if ce.StatusCode != 200 || ce.CorrelationID != "cid-2xx" || !strings.Contains(err.Error(), "HTTP 200") ||
+				!strings.Contains(err.Error(), "cid-2xx") {
+				t.Errorf("%s: error does not name status and correlation id: %v", name, err)
+			}
+			assertNoSecrets(t, "grant outcome error", err)
 		}
+	}
+
+	// Only a refresh token, odd types elsewhere: the token is kept, with warnings.
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"refresh_token": "NEW-" + testRefreshToken, "refresh_expires_in": 1703696549, "scope": []string{"openid"}})
 	})
 	c := newClient(t, concur.Options{})
-	if _, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken)); err != nil || ts.count() != 3 {
+	tok, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+	if err != nil || ts.count() != 1 {
+		t.Fatalf("err %v after %d calls", err, ts.count())
+	}
+	if tok.RefreshToken.Reveal() != "NEW-"+testRefreshToken || !tok.AccessToken.IsZero() || len(tok.Warnings) != 1 {
+		t.Errorf("token = %+v", tok)
+	}
+}
+
+// Identity reads are not grants: an unusable 2xx is retried, as before.
+func TestIdentityMalformedSuccessIsRetried(t *testing.T) {
+	ts := serve(t, nil)
+	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ts.calls.Add(1) == 1 {
+			_, _ = w.Write([]byte(`{"id":`))
+			return
+		}
+		writeJSON(w, 200, map[string]any{"id": testUserID})
+	})
+	c := newClient(t, concur.Options{})
+	if _, err := c.GetUser(context.Background(), ts.URL, concur.NewSecret(testAccessToken), testUserID, concur.UserQuery{}); err != nil || ts.count() != 2 {
 		t.Fatalf("err %v after %d calls", err, ts.count())
 	}
 }
@@ -762,3 +895,80 @@ func TestTokenAndErrorPrinting(t *testing.T) {
 	assertNoSecrets(t, "credentials", testCreds)
 	assertNoSecrets(t, "error", &concur.Error{Op: "x", StatusCode: 400, Err: errors.New("plain")})
 }
+
+// Concur's deprecation headers reach Options.OnDeprecation once per
+// response that carries one, cleaned and bounded (issue 11.6).
+func TestDeprecationHeadersAreReported(t *testing.T) {
+	ts := serve(t, nil)
+	ts.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := ts.calls.Add(1)
+		switch {
+		case r.URL.Path == "/oauth2/v0/token" && n == 1:
+			w.Header().Set("X-Api-Warn", "token v0 is deprecated\t"+strings.Repeat("x", 2000))
+			writeJSON(w, 503, nil)
+		case r.URL.Path == "/oauth2/v0/token":
+			w.Header().Set("Sunset", "Wed, 30 Dec 2026 23:59:59 GMT")
+			writeJSON(w, 200, tokenBody(""))
+		default:
+			writeJSON(w, 200, map[string]any{"id": testUserID}) // no headers
+		}
+	})
+	var mu sync.Mutex
+	var got []concur.DeprecationNotice
+	c := newClient(t, concur.Options{OnDeprecation: func(n concur.DeprecationNotice) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, n)
+	}})
+	if _, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetUser(context.Background(), ts.URL, concur.NewSecret(testAccessToken), testUserID, concur.UserQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("notices %+v, want one per response with a header", got)
+	}
+	w := got[0]
+	if w.Op != "refresh grant" || w.Path != "/oauth2/v0/token" || w.Sunset != "" ||
+		!strings.HasPrefix(w.Warning, "token v0 is deprecated") || strings.ContainsRune(w.Warning, '\t') || len(w.Warning) > 600 {
+		t.Errorf("first notice = %+v", w)
+	}
+	if got[1].Sunset != "Wed, 30 Dec 2026 23:59:59 GMT" || got[1].Warning != "" {
+		t.Errorf("second notice = %+v", got[1])
+	}
+}
+
+// The caller giving up while a grant's 2xx body is still arriving does not
+// hide that the grant happened.
+func TestCallerGivingUpMidBodyStillReportsTheGrant(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("concur-correlationid", "cid-mid")
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte(`{"access_token":"`))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	// The caller gives up just after the status line arrived.
+	hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		cancel()
+		return resp, err
+	})}
+	c := newClient(t, concur.Options{HTTPClient: hc})
+	_, err := c.Refresh(ctx, ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+	if !concur.IsGrantOutcomeUnknown(err) || !errors.Is(err, context.Canceled) || ts.count() != 1 {
+		t.Fatalf("err %v after %d calls", err, ts.count())
+	}
+	if ce := asError(t, err); ce.StatusCode != 200 || ce.CorrelationID != "cid-mid" {
+		t.Fatalf("error = %+v", ce)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

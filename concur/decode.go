@@ -2,6 +2,7 @@ package concur
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,66 +53,172 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type tokenResponse struct {
-	AccessToken      string  `json:"access_token"`
-	TokenType        string  `json:"token_type"`
-	ExpiresIn        flexInt `json:"expires_in"`
-	RefreshToken     string  `json:"refresh_token"`
-	RefreshExpiresIn flexInt `json:"refresh_expires_in"`
-	Geolocation      string  `json:"geolocation"`
-	IDToken          string  `json:"id_token"`
-	Scope            string  `json:"scope"`
-}
-
-// decodeTokenResponse decodes a 2xx token-endpoint body. presented is the
-// refresh token sent with the request (zero for the password grant); it is
-// kept when the response carries none. The error never quotes the body.
+// decodeTokenResponse decodes a 2xx token-endpoint body field by field, so
+// that one odd field never costs the ones that matter: whatever refresh
+// token, refresh expiry and geolocation the body carries are kept. presented
+// is the refresh token sent with the request (zero for the password grant);
+// it is kept when the response carries none. Optional fields of the wrong
+// JSON type are ignored and named in Token.Warnings. It fails only when the
+// body is not a JSON object or carries neither access_token nor
+// refresh_token. Errors and warnings name fields, never values.
 func decodeTokenResponse(body []byte, now time.Time, presented Secret) (*Token, error) {
-	var r tokenResponse
-	if err := json.Unmarshal(body, &r); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("malformed token response (invalid JSON at byte %d)", se.Offset)
 		}
-		// A type error names a field and a JSON type, never a value.
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, fmt.Errorf("malformed token response (field %q is a JSON %s)", te.Field, te.Value)
-		}
-		return nil, errors.New("malformed token response")
+		return nil, errors.New("malformed token response (not a JSON object)")
 	}
-	if r.AccessToken == "" {
-		return nil, errors.New("token response has no access_token")
+	d := &tokenDecoder{fields: fields}
+	access, refresh := d.str("access_token"), d.str("refresh_token")
+	if access == "" && refresh == "" {
+		return nil, errors.New("token response has neither access_token nor refresh_token")
 	}
 	t := &Token{
-		AccessToken:  NewSecret(r.AccessToken),
-		TokenType:    r.TokenType,
+		AccessToken:  NewSecret(access),
+		TokenType:    d.str("token_type"),
 		RefreshToken: presented,
-		IDToken:      NewSecret(r.IDToken),
-		Scope:        r.Scope,
+		IDToken:      NewSecret(d.str("id_token")),
+		Scope:        d.str("scope"),
+	}
+	if refresh != "" {
+		t.RefreshToken = NewSecret(refresh)
 	}
 	lifetime := defaultAccessTokenLifetime
 	// Up to ten years: anything longer is nonsense and would overflow Duration arithmetic.
-	if r.ExpiresIn.set && r.ExpiresIn.value > 0 && r.ExpiresIn.value <= 10*365*24*3600 {
-		lifetime = time.Duration(r.ExpiresIn.value) * time.Second
+	if n, ok := d.integer("expires_in", 1, 10*365*24*3600); ok {
+		lifetime = time.Duration(n) * time.Second
 	}
-	t.ExpiresAt = now.Add(lifetime)
-	if r.RefreshToken != "" {
-		t.RefreshToken = NewSecret(r.RefreshToken)
+	if access != "" {
+		t.ExpiresAt = now.Add(lifetime)
 	}
 	// refresh_expires_in is absolute Unix seconds; keep plausible values only
 	// (after 1970, before year 10000).
-	if r.RefreshExpiresIn.set && r.RefreshExpiresIn.value > 0 && r.RefreshExpiresIn.value < 253402300800 {
-		t.RefreshExpiresAt = time.Unix(r.RefreshExpiresIn.value, 0).UTC()
+	if n, ok := d.integer("refresh_expires_in", 1, 253402300799); ok {
+		t.RefreshExpiresAt = time.Unix(n, 0).UTC()
 	}
 	// Never discard a good token over its geolocation: the caller keeps its
 	// previous base URL when this is "".
-	if g, err := NormalizeBaseURL(r.Geolocation); err == nil {
+	geo := d.str("geolocation")
+	if g, err := NormalizeBaseURL(geo); err == nil {
 		t.Geolocation = g
-	} else if strings.TrimSpace(r.Geolocation) != "" {
-		t.UnusableGeolocation = cleanText(r.Geolocation)
+	} else if strings.TrimSpace(geo) != "" {
+		t.UnusableGeolocation = cleanText(geo)
 	}
+	if !t.IDToken.IsZero() {
+		sub, err := jwtSubject(t.IDToken.Reveal())
+		if err != nil {
+			d.warn("id_token: " + err.Error())
+		}
+		t.Subject = sub
+	}
+	t.Warnings = d.warnings
 	return t, nil
+}
+
+// tokenDecoder reads single fields of a token response and collects a
+// warning for each one it had to ignore.
+type tokenDecoder struct {
+	fields   map[string]json.RawMessage
+	warnings []string
+}
+
+func (d *tokenDecoder) warn(w string) { d.warnings = append(d.warnings, w) }
+
+// str returns a string field; absent and null are "", any other type is ""
+// with a warning.
+func (d *tokenDecoder) str(name string) string {
+	raw, ok := d.fields[name]
+	if !ok || isJSONNull(raw) {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		d.warn(fmt.Sprintf("%s: a JSON %s, not a string; ignored", name, jsonKind(raw)))
+		return ""
+	}
+	return s
+}
+
+// integer returns a whole number (JSON number or numeric string, as the docs
+// and live answers disagree) within [lo, hi]; anything else present is
+// ignored with a warning.
+func (d *tokenDecoder) integer(name string, lo, hi int64) (int64, bool) {
+	raw, ok := d.fields[name]
+	if !ok || isJSONNull(raw) {
+		return 0, false
+	}
+	var f flexInt
+	_ = f.UnmarshalJSON(raw)
+	switch {
+	case !f.set:
+		d.warn(fmt.Sprintf("%s: a JSON %s, not a whole number; ignored", name, jsonKind(raw)))
+	case f.value < lo || f.value > hi:
+		d.warn(name + ": out of range; ignored")
+	default:
+		return f.value, true
+	}
+	return 0, false
+}
+
+func isJSONNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+// jsonKind names the JSON type of a value, for warnings that must not quote it.
+func jsonKind(raw json.RawMessage) string {
+	b := bytes.TrimSpace(raw)
+	if len(b) == 0 {
+		return "nothing"
+	}
+	switch b[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// maxIDTokenBytes bounds the id_token whose claims are read.
+const maxIDTokenBytes = 64 << 10
+
+// jwtSubject reads the `sub` claim of a JWT without verifying its signature.
+// That is sound here: the id_token arrives over TLS in the answer of the
+// token endpoint we chose (allow-listed host), in the same body as the
+// access and refresh tokens we trust anyway; verifying it against Concur's
+// JWKS would add a network dependency and no protection. An error says why
+// the claims could not be read, never what they hold.
+func jwtSubject(jwt string) (string, error) {
+	if len(jwt) > maxIDTokenBytes {
+		return "", errors.New("too long to read; subject unknown")
+	}
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return "", errors.New("not a JWT (header.payload.signature); subject unknown")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return "", errors.New("claims are not base64url; subject unknown")
+	}
+	var claims map[string]json.RawMessage
+	if json.Unmarshal(payload, &claims) != nil || claims == nil {
+		return "", errors.New("claims are not a JSON object; subject unknown")
+	}
+	raw, ok := claims["sub"]
+	if !ok {
+		return "", errors.New("no sub claim")
+	}
+	var sub string
+	if json.Unmarshal(raw, &sub) != nil {
+		return "", fmt.Errorf("sub claim is a JSON %s, not a string", jsonKind(raw))
+	}
+	return cleanText(sub), nil
 }
 
 type oauthErrorBody struct {
@@ -121,22 +228,6 @@ type oauthErrorBody struct {
 	Geolocation   string          `json:"geolocation"`
 	CorrelationID string          `json:"concur-correlationid"`
 }
-
-// Concur codes that need an operator: bad credentials, disabled or unknown
-// client/company/principal, disallowed grant, bad or expired refresh token.
-func permanentOAuthCode(code int64) bool {
-	switch code {
-	case 5, 10, 11, 12, 13, 14, 20, 53, 59, 60, 61, 64, 107, 108, 115, 120, 123, 136:
-		return true
-	}
-	return false
-}
-
-// codeMaintenance is "Company undergoing scheduled maintenance": it passes.
-const codeMaintenance = 134
-
-// codeWrongDataCenter is "user lives elsewhere" with a geolocation to retry at.
-const codeWrongDataCenter = 16
 
 // decodeOAuthError turns a non-2xx token-endpoint answer into an *Error. The
 // body may be anything (HTML from a proxy, empty, truncated): the status
@@ -155,16 +246,15 @@ func decodeOAuthError(status int, header http.Header, body []byte) *Error {
 			e.CorrelationID = cleanText(b.CorrelationID)
 		}
 	}
+	row, coded := oauthCodes[e.Code]
 	switch {
 	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
 		e.Class = ClassTransient
-	case e.Code == codeWrongDataCenter:
-		e.Class = ClassRedirect
-	case e.Code == codeMaintenance:
-		e.Class = ClassTransient
-	case permanentOAuthCode(int64(e.Code)):
-		e.Class = ClassPermanent
+	case coded && status >= 400:
+		e.Class = row.Class
 	case status >= 300 && status < 500:
+		// Uncoded (or an unknown code): nothing more is known, so no retry
+		// within the call; RefusedForGood is false for it.
 		e.Class = ClassPermanent
 	default:
 		// 1xx or some other oddity: nothing says retrying would fail.

@@ -1,9 +1,11 @@
 package concur
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -96,11 +98,13 @@ func TestDecodeTokenResponse(t *testing.T) {
 			body:        `{"access_token":"AT","geolocation":"ftp://x.concursolutions.com"}`,
 			wantExpires: time.Hour, wantRefresh: "presented-refresh",
 		},
-		{name: "no access token", body: `{"refresh_token":"RT2"}`, wantErr: "no access_token"},
+		{name: "neither token", body: `{"token_type":"Bearer","expires_in":3600}`, wantErr: "neither access_token nor refresh_token"},
 		{name: "truncated", body: `{"access_token":"AT-SECRET-VALUE","refr`, wantErr: "malformed"},
 		{name: "not an object", body: `[1,2]`, wantErr: "malformed"},
+		{name: "a JSON string", body: `"AT-SECRET-VALUE"`, wantErr: "malformed"},
+		{name: "null", body: `null`, wantErr: "malformed"},
 		{name: "empty", body: ``, wantErr: "malformed"},
-		{name: "access_token wrong type", body: `{"access_token":12}`, wantErr: "malformed"},
+		{name: "access_token wrong type and no refresh token", body: `{"access_token":12}`, wantErr: "neither"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -136,6 +140,116 @@ func TestDecodeTokenResponse(t *testing.T) {
 	}
 }
 
+// A 2xx means the grant happened: whatever the body carries that matters
+// (refresh token, its expiry, geolocation) is kept even when other fields
+// are of the wrong type or the access token is missing (issue 10.3).
+func TestDecodeTokenResponseKeepsWhatMatters(t *testing.T) {
+	presented := NewSecret("presented-refresh")
+	idToken := testJWT(`{"sub":"aa076ada-80a9-4f57-8e98-9300b1c3171d","concur.type":"company"}`)
+	tests := []struct {
+		name         string
+		body         string
+		wantAccess   string
+		wantRefresh  string
+		wantGeo      string
+		wantSubject  string
+		wantWarnings []string // field names, in order
+	}{
+		{
+			name:        "only a refresh token",
+			body:        `{"refresh_token":"RT2","refresh_expires_in":1703696549,"geolocation":"https://eu2.api.concursolutions.com"}`,
+			wantRefresh: "RT2", wantGeo: "https://eu2.api.concursolutions.com",
+		},
+		{
+			name:        "access_token of the wrong type",
+			body:        `{"access_token":{"v":1},"refresh_token":"RT2","refresh_expires_in":1703696549}`,
+			wantRefresh: "RT2", wantWarnings: []string{"access_token"},
+		},
+		{
+			name:       "optional fields of the wrong types",
+			body:       `{"access_token":"AT","refresh_token":"RT2","refresh_expires_in":1703696549,"scope":["openid"],"token_type":7,"geolocation":{"url":"x"},"expires_in":"an hour","id_token":false}`,
+			wantAccess: "AT", wantRefresh: "RT2",
+			wantWarnings: []string{"expires_in", "geolocation", "id_token", "scope", "token_type"},
+		},
+		{
+			name:        "refresh_token of the wrong type keeps the presented one",
+			body:        `{"access_token":"AT","refresh_token":42,"refresh_expires_in":"1703696549"}`,
+			wantAccess:  "AT",
+			wantRefresh: "presented-refresh", wantWarnings: []string{"refresh_token"},
+		},
+		{
+			name:        "nulls are absent, not wrong",
+			body:        `{"access_token":"AT","refresh_token":null,"scope":null,"id_token":null,"refresh_expires_in":1703696549}`,
+			wantAccess:  "AT",
+			wantRefresh: "presented-refresh",
+		},
+		{
+			name:        "id_token names the company",
+			body:        `{"access_token":"AT","refresh_token":"RT2","refresh_expires_in":1703696549,"id_token":"` + idToken + `"}`,
+			wantAccess:  "AT",
+			wantRefresh: "RT2", wantSubject: "aa076ada-80a9-4f57-8e98-9300b1c3171d",
+		},
+		{
+			name:        "unreadable id_token is a warning",
+			body:        `{"access_token":"AT","refresh_token":"RT2","refresh_expires_in":1703696549,"id_token":"not-a-jwt"}`,
+			wantAccess:  "AT",
+			wantRefresh: "RT2", wantWarnings: []string{"id_token"},
+		},
+		{
+			name:        "id_token without sub is a warning",
+			body:        `{"access_token":"AT","refresh_token":"RT2","refresh_expires_in":1703696549,"id_token":"` + testJWT(`{"iss":"x"}`) + `"}`,
+			wantAccess:  "AT",
+			wantRefresh: "RT2", wantWarnings: []string{"id_token"},
+		},
+		{
+			name:        "out-of-range refresh_expires_in is a warning",
+			body:        `{"access_token":"AT","refresh_token":"RT2","refresh_expires_in":-1}`,
+			wantAccess:  "AT",
+			wantRefresh: "RT2", wantWarnings: []string{"refresh_expires_in"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := decodeTokenResponse([]byte(tt.body), testNow, presented)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.AccessToken.Reveal() != tt.wantAccess || tok.RefreshToken.Reveal() != tt.wantRefresh {
+				t.Errorf("access %q refresh %q, want %q %q", tok.AccessToken.Reveal(), tok.RefreshToken.Reveal(), tt.wantAccess, tt.wantRefresh)
+			}
+			if strings.Contains(tt.body, "1703696549") && !tok.RefreshExpiresAt.Equal(time.Unix(1703696549, 0)) {
+				t.Errorf("refresh expiry lost: %s", tok.RefreshExpiresAt)
+			}
+			if (tt.wantAccess == "") != tok.ExpiresAt.IsZero() {
+				t.Errorf("ExpiresAt %s with access token %q", tok.ExpiresAt, tt.wantAccess)
+			}
+			if tok.Geolocation != tt.wantGeo || tok.Subject != tt.wantSubject {
+				t.Errorf("geolocation %q subject %q", tok.Geolocation, tok.Subject)
+			}
+			var fields []string
+			for _, w := range tok.Warnings {
+				name, _, _ := strings.Cut(w, ":")
+				fields = append(fields, name)
+				for _, v := range []string{"AT", "RT2", "openid", "an hour", "not-a-jwt"} {
+					if strings.Contains(w, `"`+v) || strings.Contains(w, v+`"`) {
+						t.Errorf("warning %q quotes a value", w)
+					}
+				}
+			}
+			sort.Strings(fields)
+			if strings.Join(fields, ",") != strings.Join(tt.wantWarnings, ",") {
+				t.Errorf("warnings %q, want fields %q", tok.Warnings, tt.wantWarnings)
+			}
+		})
+	}
+}
+
+// testJWT is an unsigned-looking JWT with the given claims.
+func testJWT(claims string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc([]byte(claims)) + "." + enc([]byte("sig"))
+}
+
 func TestDecodeOAuthError(t *testing.T) {
 	h := http.Header{}
 	h.Set("Concur-Correlationid", "cid-1")
@@ -155,6 +269,7 @@ func TestDecodeOAuthError(t *testing.T) {
 		{"16 redirect", 400, `{"error":"invalid_request","error_description":"user lives elsewhere","code":16,"geolocation":"https://eu2.api.concursolutions.com"}`, ClassRedirect, 16, "https://eu2.api.concursolutions.com"},
 		{"134 maintenance passes", 400, `{"error":"invalid_request","code":134}`, ClassTransient, 134, ""},
 		{"unknown 4xx code is permanent", 400, `{"error":"invalid_request","code":999}`, ClassPermanent, 999, ""},
+		{"134 as 503 stays transient", 503, `{"error":"invalid_request","code":134}`, ClassTransient, 134, ""},
 		{"429 with gateway body", 429, `{"httpStatus":"429 - Too Many Requests","error":{"id":"security.rate.limit.reached","message":"Too many requests"}}`, ClassTransient, 0, ""},
 		{"500 html", 500, `<html>oops</html>`, ClassTransient, 0, ""},
 		{"503 empty", 503, ``, ClassTransient, 0, ""},

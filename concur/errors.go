@@ -13,8 +13,9 @@ type Class int
 const (
 	// ClassTransient: try again later (5xx, 429, timeouts, resets, garbled replies).
 	ClassTransient Class = iota
-	// ClassPermanent: trying again cannot help; an operator must act
-	// (bad or expired refresh token, bad credentials, disabled client, ...).
+	// ClassPermanent: trying again within this call cannot help (a coded
+	// refusal, an uncoded 4xx, a 3xx, a host off the allow-list). Whether an
+	// operator must act is RefusedForGood's question, not this class's.
 	ClassPermanent
 	// ClassRedirect: code 16, the company lives at Error.Geolocation.
 	ClassRedirect
@@ -24,6 +25,12 @@ const (
 	// ClassInvalidRequest: the request itself was wrong (bad id, unknown
 	// user, bad filter): the caller's mistake, not Concur's and not ours.
 	ClassInvalidRequest
+	// ClassGrantOutcomeUnknown: the token endpoint answered 2xx, so the
+	// grant happened (a request token consumed, a refresh token perhaps
+	// rotated), but the body was unusable (cut off, not JSON, not an object,
+	// neither access_token nor refresh_token). The grant is never re-sent
+	// within the call; the caller decides what the old token is worth now.
+	ClassGrantOutcomeUnknown
 )
 
 func (c Class) String() string {
@@ -38,6 +45,8 @@ func (c Class) String() string {
 		return "unauthorized"
 	case ClassInvalidRequest:
 		return "invalid_request"
+	case ClassGrantOutcomeUnknown:
+		return "grant_outcome_unknown"
 	}
 	return fmt.Sprintf("class(%d)", int(c))
 }
@@ -116,6 +125,12 @@ func ClassOf(err error) Class {
 
 // IsPermanent reports whether err needs an operator (re-bootstrap, new credentials).
 func IsPermanent(err error) bool { return err != nil && ClassOf(err) == ClassPermanent }
+
+// IsGrantOutcomeUnknown reports whether a token grant got a 2xx whose body
+// could not be used (see ClassGrantOutcomeUnknown).
+func IsGrantOutcomeUnknown(err error) bool {
+	return err != nil && ClassOf(err) == ClassGrantOutcomeUnknown
+}
 
 // IsUnauthorized reports whether an API refused the bearer token (401/403).
 func IsUnauthorized(err error) bool { return err != nil && ClassOf(err) == ClassUnauthorized }

@@ -18,6 +18,8 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 	f.Add([]byte(`{"access_token":"a","expires_in":1e300,"refresh_expires_in":-9223372036854775808}`))
 	f.Add([]byte(`{"access_token":`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"refresh_token":"rotated-refresh","refresh_expires_in":"1703696549","scope":["openid"],"token_type":7}`))
+	f.Add([]byte(`{"access_token":"a","geolocation":{"url":"x"},"id_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}`))
 	presented := NewSecret("presented-refresh-token")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tok, err := decodeTokenResponse(body, testNow, presented)
@@ -43,10 +45,17 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 			}
 			return
 		}
-		if tok.AccessToken.IsZero() {
-			t.Fatal("token without access token")
+		if s, _ := raw.RefreshToken.(string); tok.AccessToken.IsZero() && s == "" {
+			t.Fatal("token with neither an access token nor a refresh token from the body")
 		}
-		if !tok.ExpiresAt.After(testNow) {
+		for _, w := range tok.Warnings {
+			for _, s := range secrets {
+				if strings.Contains(w, s) {
+					t.Fatalf("warning %q quotes a credential", w)
+				}
+			}
+		}
+		if tok.AccessToken.IsZero() != tok.ExpiresAt.IsZero() || (!tok.AccessToken.IsZero() && !tok.ExpiresAt.After(testNow)) {
 			t.Fatalf("ExpiresAt %s not after now", tok.ExpiresAt)
 		}
 		if tok.RefreshToken.IsZero() {
@@ -83,7 +92,7 @@ func FuzzDecodeOAuthError(f *testing.F) {
 			if e.Class != ClassTransient {
 				t.Fatalf("status %d classed %s", status, e.Class)
 			}
-		case e.Class == ClassRedirect && e.Code != codeWrongDataCenter:
+		case e.Class == ClassRedirect && e.Code != CodeWrongDataCenter:
 			t.Fatalf("redirect class without code 16: %+v", e)
 		}
 	})

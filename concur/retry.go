@@ -1,6 +1,7 @@
 package concur
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,8 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/hashicorp/go-retryablehttp"
 )
 
 // request is one logical call, replayed unchanged on every attempt.
@@ -28,198 +27,203 @@ type request struct {
 	secrets []Secret
 	// decodeError classifies a non-2xx answer.
 	decodeError func(status int, h http.Header, body []byte) *Error
-	// onSuccess decodes a 2xx answer; an error means the body was unusable
-	// (malformed, empty), which is transient.
+	// onSuccess decodes a 2xx answer. An error means the body was unusable
+	// (malformed, empty): transient, unless grant is set.
 	onSuccess func(h http.Header, body []byte) error
+	// grant marks a token grant: once Concur answered 2xx the grant happened
+	// (a request token consumed, a refresh token rotated), so it is never
+	// sent again, and an unusable 2xx body is ClassGrantOutcomeUnknown.
+	grant bool
 }
 
-// attempts is the state of one call across its attempts. go-retryablehttp
-// runs the loop; checkRetry does the per-attempt work (read the bounded
-// body, decode, classify, log) and decides, and backoff returns what
-// checkRetry planned.
-type attempts struct {
-	c       *Client
-	r       *request
-	caller  context.Context // the caller's ctx, told apart from our elapsed budget
-	n       int
-	ok      bool
-	lastErr *Error
-	wait    time.Duration
+// outcome is what one attempt came to: done, or an error and whether
+// another attempt may help.
+type outcome struct {
+	err   *Error // nil: the call succeeded
+	retry bool
 }
 
-// do runs r with retries and returns nil once onSuccess accepted a 2xx body.
+// do runs r, retrying transient failures within the attempt and time
+// budgets, and returns nil once onSuccess accepted a 2xx body. It is the
+// loop go-retryablehttp's Do runs, written out: send, read the bounded
+// body, classify, decide, wait.
 func (c *Client) do(ctx context.Context, r *request) error {
-	if err := ctx.Err(); err != nil {
-		return &Error{Op: r.op, Class: ClassTransient, Err: err}
-	}
-	if err := c.allowed.Check(r.url.String()); err != nil {
-		// Every request is checked, not only base URLs: nothing leaves for a host off the list.
-		return &Error{Op: r.op, Class: ClassPermanent, Err: err}
-	}
 	budget, cancel := context.WithTimeout(ctx, c.retry.MaxElapsed)
 	defer cancel()
+	var last *Error
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return &Error{Op: r.op, Class: ClassTransient, Err: err}
+		}
+		// Every request is checked, not only base URLs, and before every
+		// send: nothing leaves for a host off the list.
+		if err := c.allowed.Check(r.url.String()); err != nil {
+			return &Error{Op: r.op, Class: ClassPermanent, Err: err}
+		}
+		o := c.attempt(budget, r, n)
+		if o.err == nil {
+			return nil
+		}
+		// The caller gave up. An answer that did arrive (a 2xx whose body was
+		// cut off above all: the grant happened) is still the better report.
+		if err := ctx.Err(); err != nil && o.err.StatusCode == 0 {
+			return &Error{Op: r.op, Class: ClassTransient, Err: err}
+		}
+		// An attempt cut short by our own budget says nothing about Concur;
+		// the previous answer, if any, is the better report.
+		if last == nil || budget.Err() == nil || o.err.StatusCode != 0 {
+			last = o.err
+		}
+		if !o.retry || n >= c.retry.MaxAttempts || budget.Err() != nil {
+			return last
+		}
+		wait, ok := c.nextWait(budget, n, o.err)
+		if !ok {
+			return last
+		}
+		if err := c.wait(budget, wait); err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return &Error{Op: r.op, Class: ClassTransient, Err: cerr}
+			}
+			return last
+		}
+	}
+}
 
-	req, err := retryablehttp.NewRequestWithContext(budget, r.method, r.url.String(), r.body)
+// nextWait is the pause before attempt n+1: what Retry-After asked for (at
+// least MinBackoff, so "0" cannot make a busy loop), else the jittered
+// backoff. A wait that does not fit what is left of the budget ends the
+// call now; the error's RetryAfter then tells the caller when to come back.
+func (c *Client) nextWait(budget context.Context, n int, e *Error) (time.Duration, bool) {
+	wait := c.jitteredBackoff(n)
+	if e.HasRetryAfter {
+		wait = max(e.RetryAfter, c.retry.MinBackoff)
+	}
+	if dl, ok := budget.Deadline(); ok && wait > time.Until(dl) {
+		return 0, false
+	}
+	return wait, true
+}
+
+// attempt sends r once and classifies the answer.
+func (c *Client) attempt(ctx context.Context, r *request, n int) outcome {
+	req, err := http.NewRequestWithContext(ctx, r.method, r.url.String(), bytes.NewReader(r.body))
 	if err != nil {
-		return &Error{Op: r.op, Class: ClassPermanent, Err: errors.New("cannot build request")}
+		return outcome{err: c.finish(r, &Error{Class: ClassPermanent, Err: errors.New("cannot build request")})}
+	}
+	if r.body == nil {
+		req.Body, req.ContentLength = http.NoBody, 0
 	}
 	for k, v := range r.header {
 		req.Header[k] = v
 	}
 	req.Header.Set("User-Agent", c.userAgent)
 
-	a := &attempts{c: c, r: r, caller: ctx}
-	rc := &retryablehttp.Client{
-		HTTPClient:   c.http,
-		Logger:       nil, // its own logging prints URLs and errors we have not vetted
-		RetryMax:     c.retry.MaxAttempts - 1,
-		RetryWaitMin: c.retry.MinBackoff,
-		RetryWaitMax: c.retry.MaxBackoff,
-		CheckRetry:   a.checkRetry,
-		Backoff:      a.backoff,
-		// Hand back whatever there is; a.lastErr says what happened, rather
-		// than the generic "giving up after N attempts".
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
-	resp, doErr := rc.Do(req)
-	if resp != nil {
-		resp.Body.Close()
-	}
-	switch {
-	case a.ok:
-		return nil
-	case ctx.Err() != nil:
-		return &Error{Op: r.op, Class: ClassTransient, Err: ctx.Err()}
-	case a.lastErr != nil:
-		return a.lastErr
-	case doErr != nil:
-		return a.finish(&Error{Class: ClassTransient, Err: sanitizeTransportError(doErr)})
-	}
-	return a.finish(&Error{Class: ClassTransient, Err: errors.New("no usable response")})
-}
-
-// checkRetry is go-retryablehttp's CheckRetry: called once per attempt.
-func (a *attempts) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	a.n++
-	if a.caller.Err() != nil {
-		return false, a.caller.Err()
-	}
+	resp, err := c.http.Do(req)
 	if err != nil {
-		e := a.finish(&Error{Class: ClassTransient, Err: sanitizeTransportError(err)})
-		permanent := isPermanentTransportError(err)
-		if permanent {
+		c.logAttempt(r, n, 0, "", err)
+		e := &Error{Class: ClassTransient, Err: sanitizeTransportError(err)}
+		if isPermanentTransportError(err) {
 			e.Class = ClassPermanent
 		}
-		// An attempt cut short by our own elapsed budget says nothing about
-		// Concur; the previous answer, if any, is the better report.
-		if ctx.Err() == nil || a.lastErr == nil {
-			a.lastErr = e
-		}
-		a.logAttempt(0, "", err)
-		if permanent || ctx.Err() != nil {
-			return false, nil
-		}
-		return a.planRetry(ctx, nil), nil
+		return outcome{err: c.finish(r, e), retry: e.Class == ClassTransient}
 	}
-
-	body, readErr := a.c.readBody(resp)
+	c.noteDeprecation(r, resp.Header)
+	body, readErr := c.readBody(resp)
 	cid := resp.Header.Get("concur-correlationid")
-	a.logAttempt(resp.StatusCode, cid, readErr)
-	if readErr != nil {
-		a.lastErr = a.finish(&Error{StatusCode: resp.StatusCode, CorrelationID: cleanText(cid), Class: ClassTransient, Err: readErr})
-		a.setRetryAfter(a.lastErr, resp)
-		return a.planRetry(ctx, resp), nil
-	}
-
+	c.logAttempt(r, n, resp.StatusCode, cid, readErr)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if derr := a.r.onSuccess(resp.Header, body); derr != nil {
-			a.lastErr = a.finish(&Error{StatusCode: resp.StatusCode, CorrelationID: cleanText(cid), Class: ClassTransient, Err: derr})
-			return a.planRetry(ctx, resp), nil
-		}
-		a.ok, a.lastErr = true, nil
-		return false, nil
+		return c.success(r, resp, body, readErr)
 	}
-
-	e := a.r.decodeError(resp.StatusCode, resp.Header, body)
+	if readErr != nil {
+		e := &Error{StatusCode: resp.StatusCode, CorrelationID: cleanText(cid), Class: ClassTransient, Err: readErr}
+		c.setRetryAfter(e, resp)
+		return outcome{err: c.finish(r, e), retry: true}
+	}
+	e := r.decodeError(resp.StatusCode, resp.Header, body)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Class = ClassPermanent
 		e.Err = errors.New("unexpected HTTP redirect; redirects are not followed")
 	}
-	a.lastErr = a.finish(e)
-	a.setRetryAfter(e, resp)
-	if e.Class != ClassTransient {
-		return false, nil
-	}
-	return a.planRetry(ctx, resp), nil
+	c.setRetryAfter(e, resp)
+	return outcome{err: c.finish(r, e), retry: e.Class == ClassTransient}
 }
 
-// planRetry decides whether another attempt fits the attempt and time
-// budgets and, if so, how long to wait first.
-func (a *attempts) planRetry(ctx context.Context, resp *http.Response) bool {
-	pol := a.c.retry
-	if a.n >= pol.MaxAttempts || ctx.Err() != nil {
-		return false
+// success handles a 2xx answer. A grant's 2xx is final whatever its body:
+// sending the grant again would present a request token or refresh token
+// that Concur may already have consumed.
+func (c *Client) success(r *request, resp *http.Response, body []byte, readErr error) outcome {
+	err := readErr
+	if err == nil {
+		err = r.onSuccess(resp.Header, body)
 	}
-	wait := a.c.jitteredBackoff(a.n)
-	if resp != nil {
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), a.c.now()); ok {
-			wait = min(d, pol.MaxBackoff)
-		}
+	if err == nil {
+		return outcome{}
 	}
-	// Waiting past the budget (or the caller's deadline) only to be cut off
-	// would waste the time: stop now with the last answer.
-	if dl, ok := ctx.Deadline(); ok && time.Now().Add(wait).After(dl) {
-		return false
+	e := &Error{StatusCode: resp.StatusCode, CorrelationID: cleanText(resp.Header.Get("concur-correlationid")),
+		Class: ClassTransient, Err: err}
+	if r.grant {
+		e.Class = ClassGrantOutcomeUnknown
+		e.Err = fmt.Errorf("grant outcome unknown (Concur processed the grant, its answer is unusable): %w", err)
+		return outcome{err: c.finish(r, e)}
 	}
-	a.wait = wait
-	return true
+	return outcome{err: c.finish(r, e), retry: true}
 }
 
-// backoff is go-retryablehttp's Backoff: the wait planRetry chose.
-func (a *attempts) backoff(_, _ time.Duration, _ int, _ *http.Response) time.Duration {
-	return a.wait
+// wait sleeps d or until ctx is done, with the injected Options.Wait if any.
+func (c *Client) wait(ctx context.Context, d time.Duration) error {
+	if c.sleep != nil {
+		return c.sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // finish stamps an error with the operation and removes any secret a
 // server may have echoed back.
-func (a *attempts) finish(e *Error) *Error {
-	e.Op = a.r.op
-	scrubSecrets(e, a.r.secrets)
+func (c *Client) finish(r *request, e *Error) *Error {
+	e.Op = r.op
+	scrubSecrets(e, r.secrets)
 	return e
 }
 
-func (a *attempts) setRetryAfter(e *Error, resp *http.Response) {
-	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), a.c.now()); ok {
+func (c *Client) setRetryAfter(e *Error, resp *http.Response) {
+	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), c.now()); ok {
 		e.RetryAfter, e.HasRetryAfter = d, true
 	}
 }
 
 // logAttempt writes one Debug line per attempt: never headers, bodies,
 // queries or error text that could hold a credential.
-func (a *attempts) logAttempt(status int, correlationID string, err error) {
-	if !a.c.log.IsDebug() {
+func (c *Client) logAttempt(r *request, n, status int, correlationID string, err error) {
+	if !c.log.IsDebug() {
 		return
 	}
 	args := []any{
-		"op", a.r.op, "method", a.r.method, "host", a.r.url.Host, "path", a.r.url.Path,
-		"attempt", a.n, "status", status,
+		"op", r.op, "method", r.method, "host", r.url.Host, "path", r.url.Path,
+		"attempt", n, "status", status,
 	}
 	if correlationID != "" {
 		args = append(args, "correlation_id", cleanText(correlationID))
 	}
 	if err != nil {
-		args = append(args, "error", sanitizeTransportError(err).Error())
+		e := &Error{Err: sanitizeTransportError(err)}
+		scrubSecrets(e, r.secrets)
+		args = append(args, "error", e.Err.Error())
 	}
-	a.c.log.Debug("concur request", args...)
+	c.log.Debug("concur request", args...)
 }
 
 // readBody reads at most MaxBodyBytes; a longer body is an error, never a
 // silent truncation (a truncated token response would decode wrongly).
 func (c *Client) readBody(resp *http.Response) ([]byte, error) {
-	defer func() {
-		resp.Body.Close()
-		resp.Body = http.NoBody // go-retryablehttp drains it before a retry
-	}()
+	defer resp.Body.Close()
 	if resp.ContentLength > c.maxBody {
 		return nil, fmt.Errorf("response body of %d bytes exceeds the limit of %d", resp.ContentLength, c.maxBody)
 	}
@@ -260,13 +264,12 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		if n < 0 {
 			return 0, false
 		}
-		if n > int64(24*time.Hour/time.Second) {
-			n = int64(24 * time.Hour / time.Second) // callers cap it further
-		}
+		// A day is far beyond any budget; the bound keeps Duration from overflowing.
+		n = min(n, int64(24*time.Hour/time.Second))
 		return time.Duration(n) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
+		return min(max(t.Sub(now), 0), 24*time.Hour), true
 	}
 	return 0, false
 }

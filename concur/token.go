@@ -128,6 +128,7 @@ func (c *Client) postToken(ctx context.Context, op, base string, body []byte, pr
 		},
 		body:        body,
 		secrets:     secrets,
+		grant:       true,
 		decodeError: decodeOAuthError,
 		onSuccess: func(h http.Header, b []byte) error {
 			t, err := decodeTokenResponse(b, c.now(), presented)

@@ -20,9 +20,11 @@ type Credentials struct {
 // Token is a decoded token-endpoint response. Absolute times come from the
 // client's clock at the moment the response arrived.
 type Token struct {
+	// AccessToken is zero when the answer carried only a refresh token.
 	AccessToken Secret
 	TokenType   string
-	// ExpiresAt is now + expires_in.
+	// ExpiresAt is now + expires_in (an hour when expires_in is absent or
+	// unusable); zero when there is no access token.
 	ExpiresAt time.Time
 	// RefreshToken is the one Concur returned, or the one that was presented
 	// when the response carried none.
@@ -36,9 +38,16 @@ type Token struct {
 	// URL (cleaned of control characters, shortened), so callers can say so.
 	UnusableGeolocation string
 	IDToken             Secret
-	Scope               string
+	// Subject is the id_token's `sub` claim (the company UUID for a company
+	// token), read without verifying the signature; "" when there is no
+	// id_token or its claims cannot be read (then Warnings says so).
+	Subject string
+	Scope   string
 	// CorrelationID is the concur-correlationid header of the response.
 	CorrelationID string
+	// Warnings name the response fields that were present but unusable and
+	// therefore ignored (a field name and a JSON type, never a value).
+	Warnings []string
 }
 
 // UserQuery narrows the attributes of an Identity v4 user read.

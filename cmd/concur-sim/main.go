@@ -55,10 +55,39 @@ type config struct {
 	refreshErrorStatus, unauthorizedStatus      int
 }
 
+// adminHelp is the --help text after the flags: the /_sim/ control API.
+const adminHelp = `
+Admin API (acts on --client-id and --company-uuid; reveals tokens by design):
+  GET  /_sim/users | /_sim/current-refresh-token | /_sim/stats
+  POST /_sim/request-token | /_sim/refresh-token | /_sim/revoke | /_sim/clear-faults | /_sim/reset-counters
+  POST /_sim/rotation {"rotation":"stable|rotate|grace"}      POST /_sim/clock/advance {"seconds":N}
+  POST /_sim/fault {"endpoint":"token|users|connections|jwks","count":N,"kind":K, ...}
+       status       "status" (default 503), "retry_after"
+       delay        wait "delay_ms", then answer normally
+       malformed | oversized ("size") | drop    nothing is processed
+       drop-after   processed for real, then the connection is closed unanswered
+       hold         processed for real, the answer held "delay_ms" after the state changed
+       wrong-types  processed for real; 2xx answer with "fields" of the wrong JSON type
+                    (default scope, token_type, geolocation, expires_in)
+       truncate     processed for real; answer cut after "truncate_at" bytes (0: half)
+       oauth-error  Concur's OAuth2 error "code" (any code of the reference table) in Concur's
+                    exact shape; "status" (default 400, 403 for 53), "geolocation" for 16 and 108
+  POST /_sim/id-token-subject {"sub":"..."}   id_tokens of the company name this sub ("" resets)
+  POST /_sim/deprecation {"endpoint":E,"warning":"...","sunset":"..."}   x-api-warn / sunset headers
+  GET  /_sim/stats counts calls, grants, error codes and "dead_refresh_token_presented" (refresh
+       grants that presented a revoked, rotated-away or expired refresh token).
+Token endpoint extras: GET /oauth2/v0/jwks serves the RS256 key that signs access and id tokens.
+`
+
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("concur-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage of concur-sim:")
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), adminHelp)
+	}
 	fs.StringVar(&c.listen, "listen", defaultListen, "address of the first data centre (port 0 picks a free one)")
 	fs.StringVar(&c.clientID, "client-id", defaultClientID, "OAuth2 client id to register")
 	fs.StringVar(&c.clientSecret, "client-secret", defaultClientSecret, "OAuth2 client secret to register")

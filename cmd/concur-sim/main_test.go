@@ -262,7 +262,8 @@ func TestRunBadFlags(t *testing.T) {
 		}
 	}
 	var stderr lockedBuffer
-	if code := run([]string{"--help"}, io.Discard, &stderr, nil); code != 0 || !strings.Contains(stderr.String(), "-request-token") {
+	if code := run([]string{"--help"}, io.Discard, &stderr, nil); code != 0 || !strings.Contains(stderr.String(), "-request-token") ||
+		!strings.Contains(stderr.String(), "oauth-error") || !strings.Contains(stderr.String(), "dead_refresh_token_presented") {
 		t.Errorf("--help: exit %d\n%s", code, stderr.String())
 	}
 	// A busy address is an error, not a hang.

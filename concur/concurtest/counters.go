@@ -13,6 +13,10 @@ type counters struct {
 	grants      map[string]int
 	refreshUses map[string]int
 	errors      map[int]int
+	// deadRefreshUses counts refresh grants that presented a refresh token
+	// the simulator had issued but that was dead (revoked, rotated away,
+	// expired): each one is a custody failure of the client.
+	deadRefreshUses int
 }
 
 func (c *counters) init() {
@@ -20,6 +24,7 @@ func (c *counters) init() {
 	c.grants = map[string]int{}
 	c.refreshUses = map[string]int{}
 	c.errors = map[int]int{}
+	c.deadRefreshUses = 0
 }
 
 func (c *counters) call(ep Endpoint, grant, refresh string) {
@@ -41,6 +46,22 @@ func (c *counters) errorCode(code int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.errors[code]++
+}
+
+func (c *counters) deadRefresh() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadRefreshUses++
+}
+
+// DeadRefreshTokenUses returns how many refresh grants presented a refresh
+// token that was dead at the time (revoked, rotated away, past its grace
+// window or expired), faulted requests included. A client that keeps custody
+// of its refresh token never does this.
+func (s *Server) DeadRefreshTokenUses() int {
+	s.counters.mu.Lock()
+	defer s.counters.mu.Unlock()
+	return s.counters.deadRefreshUses
 }
 
 // Calls returns how many requests reached ep (faulted ones included).
@@ -85,13 +106,16 @@ type Stats struct {
 	Calls  map[string]int `json:"calls"`
 	Grants map[string]int `json:"grants"`
 	Errors map[string]int `json:"errors"`
+	// DeadRefreshTokenPresented is DeadRefreshTokenUses.
+	DeadRefreshTokenPresented int `json:"dead_refresh_token_presented"`
 }
 
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
-	st := Stats{Calls: map[string]int{}, Grants: map[string]int{}, Errors: map[string]int{}}
+	st := Stats{Calls: map[string]int{}, Grants: map[string]int{}, Errors: map[string]int{},
+		DeadRefreshTokenPresented: s.counters.deadRefreshUses}
 	for k, v := range s.counters.calls {
 		st.Calls[string(k)] = v
 	}

@@ -2,11 +2,16 @@ package concurtest
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
 )
 
 // Endpoint names a simulated API for faults and counters.
@@ -16,7 +21,16 @@ const (
 	EndpointToken       Endpoint = "token"       // POST /oauth2/v0/token
 	EndpointUsers       Endpoint = "users"       // GET /profile/identity/v4/Users[/{id}]
 	EndpointConnections Endpoint = "connections" // DELETE /app-mgmt/v0/connections
+	EndpointJWKS        Endpoint = "jwks"        // GET /oauth2/v0/jwks
 )
+
+func (ep Endpoint) valid() bool {
+	switch ep {
+	case EndpointToken, EndpointUsers, EndpointConnections, EndpointJWKS:
+		return true
+	}
+	return false
+}
 
 // FaultKind is what an injected fault does to a request.
 type FaultKind string
@@ -38,11 +52,47 @@ const (
 	// slides tokens, a revocation revokes) and then closes the connection
 	// without sending the answer: "Concur did it but the response was lost".
 	FaultDropAfter FaultKind = "drop-after"
+	// FaultHold processes the request for real (the grant happens, the
+	// state changes) and then holds the answer for Delay (real time) before
+	// sending it; a client that gives up meanwhile never learns the outcome.
+	FaultHold FaultKind = "hold"
+	// FaultWrongTypes processes the request for real and sends its 2xx
+	// answer with the top-level Fields (default DefaultWrongTypeFields) given
+	// the wrong JSON types: scope becomes an array of its words, geolocation
+	// an object, other strings numbers, numbers non-numeric strings (3600 ->
+	// "3600 seconds"), anything else a string. A non-2xx answer passes unchanged.
+	FaultWrongTypes FaultKind = "wrong-types"
+	// FaultTruncate processes the request for real and sends its answer
+	// (status and headers as they were) cut off after TruncateAt bytes
+	// (0 -> half the body).
+	FaultTruncate FaultKind = "truncate"
+	// FaultOAuthError answers an OAuth2 error of Code, in Concur's exact
+	// shape (error, error_description and code from Concur's table; for
+	// codes 16 and 108 also geolocation and concur-correlationid), with
+	// Status (0 -> 403 for code 53, else 400). Nothing is processed.
+	FaultOAuthError FaultKind = "oauth-error"
 )
+
+// DefaultWrongTypeFields returns the fields FaultWrongTypes garbles when
+// Fault.Fields is empty: the optional fields of a token answer.
+func DefaultWrongTypeFields() []string {
+	return []string{"scope", "token_type", "geolocation", "expires_in"}
+}
 
 func (k FaultKind) valid() bool {
 	switch k {
-	case FaultStatus, FaultDelay, FaultMalformedJSON, FaultOversized, FaultDrop, FaultDropAfter:
+	case FaultStatus, FaultDelay, FaultMalformedJSON, FaultOversized, FaultDrop, FaultDropAfter,
+		FaultHold, FaultWrongTypes, FaultTruncate, FaultOAuthError:
+		return true
+	}
+	return false
+}
+
+// processes reports whether a fault of this kind runs the real handler
+// (and so changes state) before it misbehaves.
+func (k FaultKind) processes() bool {
+	switch k {
+	case FaultDelay, FaultDropAfter, FaultHold, FaultWrongTypes, FaultTruncate:
 		return true
 	}
 	return false
@@ -56,10 +106,35 @@ const DefaultOversizedBytes = 4 << 20
 // state: a faulted refresh neither rotates nor slides anything.
 type Fault struct {
 	Kind       FaultKind
-	Status     int           // FaultStatus; 0 -> 503
-	RetryAfter string        // FaultStatus: Retry-After header value; "" -> none
-	Delay      time.Duration // FaultDelay
+	Status     int           // FaultStatus: 0 -> 503; FaultOAuthError: 0 -> 400 (403 for code 53)
+	RetryAfter string        // FaultStatus, FaultOAuthError: Retry-After header value; "" -> none
+	Delay      time.Duration // FaultDelay, FaultHold
 	Size       int           // FaultOversized: body bytes; 0 -> DefaultOversizedBytes
+	Fields     []string      // FaultWrongTypes: top-level fields to garble; nil -> DefaultWrongTypeFields()
+	TruncateAt int           // FaultTruncate: bytes of the body sent; 0 -> half
+	Code       int           // FaultOAuthError: a code of Concur's table (concur.OAuthCodes)
+	// Geolocation is FaultOAuthError's geolocation for codes 16 and 108;
+	// "" -> this data centre's geolocation.
+	Geolocation string
+}
+
+// check reports what makes a fault unusable.
+func (f Fault) check() error {
+	if !f.Kind.valid() {
+		return fmt.Errorf("unknown fault kind %q", f.Kind)
+	}
+	if f.Kind == FaultOAuthError {
+		if _, ok := concur.LookupOAuthCode(f.Code); !ok {
+			return fmt.Errorf("code %d is not in Concur's OAuth2 error table", f.Code)
+		}
+		if f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+			return fmt.Errorf("status %d is not an error status", f.Status)
+		}
+	}
+	if f.TruncateAt < 0 || f.Delay < 0 || f.Size < 0 {
+		return errors.New("negative truncate_at, delay or size")
+	}
+	return nil
 }
 
 type faultEntry struct {
@@ -97,8 +172,8 @@ func (s *Server) InjectFault(ep Endpoint, n int, f Fault) {
 	if n <= 0 {
 		return
 	}
-	if !f.Kind.valid() {
-		panic(fmt.Sprintf("concurtest: unknown fault kind %q", f.Kind))
+	if err := f.check(); err != nil {
+		panic("concurtest: " + err.Error())
 	}
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
@@ -126,10 +201,15 @@ func (s *Server) PendingFaults(ep Endpoint) int {
 // serveWithFaults applies the next injected fault for ep, if any, and
 // otherwise serves normally. It returns the fault kind for the log line.
 func (s *Server) serveWithFaults(w http.ResponseWriter, r *http.Request, ep Endpoint, c *call) string {
+	s.setDeprecationHeaders(w, ep)
 	f, ok := s.faults.take(ep)
 	if !ok {
 		s.serve(w, r, ep, c)
 		return ""
+	}
+	if !f.Kind.processes() {
+		// The client presented its refresh token even if nothing processed it.
+		s.noteUnprocessedRefresh(r, c)
 	}
 	switch f.Kind {
 	case FaultStatus:
@@ -142,14 +222,11 @@ func (s *Server) serveWithFaults(w http.ResponseWriter, r *http.Request, ep Endp
 		}
 		writeJSON(w, status, s.faultBody(status, r.URL.Path))
 	case FaultDelay:
-		t := time.NewTimer(f.Delay)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			s.serve(w, r, ep, c)
-		case <-r.Context().Done():
+		if !waitOrGone(r.Context(), f.Delay) {
+			s.noteUnprocessedRefresh(r, c)
 			return string(f.Kind) + " (client gone)"
 		}
+		s.serve(w, r, ep, c)
 	case FaultMalformedJSON:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
@@ -160,10 +237,121 @@ func (s *Server) serveWithFaults(w http.ResponseWriter, r *http.Request, ep Endp
 		dropConnection(w)
 	case FaultDropAfter:
 		// Run the real handler against a throw-away writer, then hang up.
-		s.serve(&discardWriter{h: http.Header{}}, r, ep, c)
+		s.serve(&captureWriter{h: http.Header{}}, r, ep, c)
 		dropConnection(w)
+	case FaultOAuthError:
+		s.writeOAuthFault(w, f, c)
+	default:
+		return s.serveProcessedThen(w, r, ep, c, f)
 	}
 	return string(f.Kind)
+}
+
+// serveProcessedThen runs the real handler into a buffer, so the state
+// changes as it would, and then sends the answer held back, garbled or cut.
+func (s *Server) serveProcessedThen(w http.ResponseWriter, r *http.Request, ep Endpoint, c *call, f Fault) string {
+	cw := &captureWriter{h: http.Header{}}
+	s.serve(cw, r, ep, c)
+	body := cw.buf.Bytes()
+	switch f.Kind {
+	case FaultHold:
+		if !waitOrGone(r.Context(), f.Delay) {
+			return string(f.Kind) + " (client gone)"
+		}
+	case FaultWrongTypes:
+		if cw.status() >= 200 && cw.status() < 300 {
+			body = wrongTypes(body, f.Fields)
+		}
+	case FaultTruncate:
+		n := f.TruncateAt
+		if n == 0 {
+			n = len(body) / 2
+		}
+		body = body[:min(n, len(body))]
+	}
+	for k, v := range cw.h {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(cw.status())
+	_, _ = w.Write(body)
+	return string(f.Kind)
+}
+
+// waitOrGone waits d and reports whether the client is still there.
+func waitOrGone(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// wrongTypes re-encodes a JSON object with the named top-level fields of
+// the wrong JSON type; a body that is not an object is returned unchanged.
+func wrongTypes(body []byte, fields []string) []byte {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil || m == nil {
+		return body
+	}
+	if len(fields) == 0 {
+		fields = DefaultWrongTypeFields()
+	}
+	for _, name := range fields {
+		v, ok := m[name]
+		if !ok {
+			continue
+		}
+		m[name] = wrongType(name, v)
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+func wrongType(name string, v any) any {
+	switch x := v.(type) {
+	case string:
+		switch name {
+		case "scope":
+			return strings.Fields(x)
+		case "geolocation":
+			return map[string]any{"href": x}
+		}
+		return len(x)
+	case float64:
+		return fmt.Sprintf("%v seconds", x)
+	}
+	return fmt.Sprint(v)
+}
+
+// writeOAuthFault answers Concur's OAuth2 error of f.Code in its exact shape.
+func (s *Server) writeOAuthFault(w http.ResponseWriter, f Fault, c *call) {
+	row, _ := concur.LookupOAuthCode(f.Code)
+	status := f.Status
+	if status == 0 {
+		status = http.StatusBadRequest
+		if f.Code == concur.CodeCompanyNotEnabled {
+			status = http.StatusForbidden
+		}
+	}
+	e := newOAuthError(status, row.Error, row.Description, row.Code)
+	if f.Code == concur.CodeWrongDataCenter || f.Code == concur.CodeBadRefreshToken {
+		geo := f.Geolocation
+		if geo == "" {
+			geo = s.geolocation(c.dc)
+		}
+		e.withGeo(geo, c.cid)
+	}
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	s.writeOAuthError(w, e)
 }
 
 // faultBody is the only concrete 429 body Concur documents (List Item v4,
@@ -221,12 +409,25 @@ func dropConnection(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
-// discardWriter swallows a response that is never going to be sent.
-type discardWriter struct {
-	h   http.Header
-	buf bytes.Buffer
+// captureWriter keeps a response back: for one never sent (drop-after) or
+// sent later, garbled or cut (hold, wrong-types, truncate).
+type captureWriter struct {
+	h    http.Header
+	code int
+	buf  bytes.Buffer
 }
 
-func (d *discardWriter) Header() http.Header         { return d.h }
-func (d *discardWriter) WriteHeader(int)             {}
-func (d *discardWriter) Write(p []byte) (int, error) { return d.buf.Write(p) }
+func (d *captureWriter) Header() http.Header { return d.h }
+func (d *captureWriter) WriteHeader(code int) {
+	if d.code == 0 {
+		d.code = code
+	}
+}
+func (d *captureWriter) Write(p []byte) (int, error) { return d.buf.Write(p) }
+
+func (d *captureWriter) status() int {
+	if d.code == 0 {
+		return http.StatusOK
+	}
+	return d.code
+}

@@ -96,6 +96,8 @@ type Server struct {
 
 	faults   faultQueues
 	counters counters
+	knobs    knobs
+	jwt      jwtSigner
 	admin    atomic.Pointer[adminSeed]
 
 	closeOnce sync.Once
@@ -424,6 +426,8 @@ func route(path string) (Endpoint, bool) {
 		return EndpointToken, true
 	case path == "/app-mgmt/v0/connections":
 		return EndpointConnections, true
+	case path == "/oauth2/v0/jwks":
+		return EndpointJWKS, true
 	case path == usersPath || strings.HasPrefix(path, usersPath+"/"):
 		return EndpointUsers, true
 	}
@@ -439,6 +443,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep Endpoint, c *c
 		s.handleConnections(w, r, c)
 	case EndpointUsers:
 		s.handleUsers(w, r, c)
+	case EndpointJWKS:
+		s.handleJWKS(w, r)
 	}
 }
 

@@ -7,27 +7,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
 )
 
-// Concur OAuth2 error codes the simulator answers with (reference 5.2).
+// Concur OAuth2 error codes the simulator answers with (reference 5.2);
+// concur owns the table, the simulator uses its names.
 const (
-	CodeBadCredentials      = 5   // invalid_grant: bad, expired or used-up request token
-	CodeWrongDataCenter     = 16  // invalid_request: "user lives elsewhere" + geolocation
-	CodeNoUsername          = 51  // invalid_request
-	CodeNoPassword          = 52  // invalid_request
-	CodeCompanyNotEnabled   = 53  // invalid_client
-	CodeClientDisabled      = 59  // access_denied
-	CodeGrantNotAllowed     = 60  // invalid_grant
-	CodeClientNotFound      = 61  // invalid_client
-	CodeNoClientID          = 62  // invalid_request
-	CodeNoClientSecret      = 63  // invalid_request
-	CodeBadClientSecret     = 64  // invalid_client
-	CodeNoGrantType         = 65  // invalid_request
-	CodeNoRefreshToken      = 106 // invalid_request
-	CodeBadRefreshToken     = 108 // invalid_grant
-	CodeBadCredtype         = 120 // invalid_request
-	CodeUnsupportedFormat   = 135 // invalid_request: not a form body
-	CodeAuthtokenNotForYou  = 136 // invalid_request: request token of another client
+	CodeBadCredentials      = concur.CodeIncorrectCredentials // invalid_grant: bad, expired or used-up request token
+	CodeWrongDataCenter     = concur.CodeWrongDataCenter      // invalid_request: "user lives elsewhere" + geolocation
+	CodeNoUsername          = concur.CodeNoUsername
+	CodeNoPassword          = concur.CodeNoPassword
+	CodeCompanyNotEnabled   = concur.CodeCompanyNotEnabled // invalid_client
+	CodeClientDisabled      = concur.CodeClientDisabled    // access_denied
+	CodeGrantNotAllowed     = concur.CodeGrantNotAllowed   // invalid_grant
+	CodeClientNotFound      = concur.CodeClientNotFound    // invalid_client
+	CodeNoClientID          = concur.CodeNoClientID
+	CodeNoClientSecret      = concur.CodeNoClientSecret
+	CodeBadClientSecret     = concur.CodeBadClientSecret // invalid_client
+	CodeNoGrantType         = concur.CodeNoGrantType
+	CodeNoRefreshToken      = concur.CodeNoRefreshToken
+	CodeBadRefreshToken     = concur.CodeBadRefreshToken // invalid_grant
+	CodeBadCredtype         = concur.CodeBadCredtype
+	CodeUnsupportedFormat   = concur.CodeUnsupportedFormat  // invalid_request: not a form body
+	CodeAuthtokenNotForYou  = concur.CodeAuthtokenNotForYou // invalid_request: request token of another client
 	descIncorrectCredential = "Incorrect Credentials. Please Retry"
 )
 
@@ -196,6 +199,9 @@ func (s *Server) refreshGrantLocked(cl *client, form url.Values, c *call) (map[s
 	}
 	now := s.Clock.Now()
 	t := s.refreshTokens[presented]
+	if t != nil && !t.live(now) {
+		s.counters.deadRefresh()
+	}
 	if t == nil || t.clientID != cl.id {
 		return nil, s.badRefresh(s.geolocation(c.dc), c)
 	}
@@ -251,7 +257,7 @@ func (s *Server) geolocation(dc *dataCenter) string {
 func (s *Server) tokenResponseLocked(cl *client, co *company, refresh *refreshToken, c *call, now time.Time) map[string]any {
 	geo := s.geolocation(c.dc)
 	exp := now.Add(s.opts.AccessTokenTTL)
-	access := makeJWT(map[string]any{
+	access := s.signJWT(map[string]any{
 		"sub":            co.uuid,
 		"iss":            geo,
 		"aud":            "*",
@@ -263,8 +269,8 @@ func (s *Server) tokenResponseLocked(cl *client, co *company, refresh *refreshTo
 		"concur.version": 3,
 	})
 	s.accessTokens[access] = &accessToken{clientID: cl.id, company: co.uuid, scopes: cl.scopes, expires: exp}
-	idToken := makeJWT(map[string]any{
-		"sub":            co.uuid,
+	idToken := s.signJWT(map[string]any{
+		"sub":            s.idTokenSubject(co.uuid),
 		"iss":            geo,
 		"aud":            cl.id,
 		"exp":            exp.Unix(),

@@ -72,17 +72,6 @@ func newRequestTokenValue() string {
 
 func b64(v []byte) string { return base64.RawURLEncoding.EncodeToString(v) }
 
-// makeJWT builds a JWT-shaped string (header.payload.signature). The
-// signature is random bytes: clients treat Concur tokens as opaque, and a
-// random tail makes every token unique.
-func makeJWT(claims map[string]any) string {
-	header, _ := json.Marshal(map[string]string{"alg": "RS256", "kid": "concur-sim", "typ": "JWT"})
-	payload, _ := json.Marshal(claims)
-	var sig [64]byte
-	_, _ = rand.Read(sig[:])
-	return b64(header) + "." + b64(payload) + "." + b64(sig[:])
-}
-
 // DecodeJWTClaims returns the payload of a JWT-shaped token without
 // verifying anything; tests use it to look at access_token and id_token claims.
 func DecodeJWTClaims(token string) (map[string]any, error) {
