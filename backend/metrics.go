@@ -58,7 +58,7 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "grants_total",
-			Help: "Token grants sent to Concur, by grant type, outcome (ok, refused, failed) and Concur error code (none without one).",
+			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed) and Concur error code (none without one).",
 		}, []string{"company", "grant_type", "outcome", "code"}),
 		renewalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "renewal_duration_seconds", Buckets: latencyBuckets,
@@ -78,7 +78,7 @@ func newMetrics() *metrics {
 		}, []string{"company", "path", "outcome"}),
 		concurCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "concur_requests_total",
-			Help: "HTTP requests to Concur, by endpoint (token, identity, connections, other) and status class (2xx..5xx, or error without an answer).",
+			Help: "HTTP requests to Concur, by endpoint (token, identity, connections, other) and status class (2xx..5xx, error: no answer).",
 		}, []string{"company", "endpoint", "code"}),
 		accessExpiresIn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "access_token_expires_in_seconds",

@@ -55,7 +55,8 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(string(sums)), "\n"); len(lines) != 1 || !strings.HasSuffix(lines[0], "  "+filepath.Base(bin)) {
+	lines := strings.Split(strings.TrimSpace(string(sums)), "\n")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "  "+filepath.Base(bin)) {
 		t.Errorf("SHA256SUMS = %q, want one line for %s", sums, filepath.Base(bin))
 	}
 
