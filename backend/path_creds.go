@@ -128,7 +128,7 @@ func rotationOf(st *engineState, now time.Time) rotation {
 	t := st.Token
 	margin := max(st.Config.RefreshMargin, minServeTTL)
 	renewAt := t.ExpiresAt.Add(-margin)
-	if !t.RefreshExpiresAt.IsZero() && t.RefreshExpiresAt.Sub(now) < refreshTokenMargin {
+	if refreshTokenDue(st, now) {
 		renewAt = now
 	}
 	if t.NextAttemptAt.After(renewAt) {

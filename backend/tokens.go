@@ -246,7 +246,7 @@ func (ts *tokenStore) renewIfDue(ctx context.Context, s logical.Storage) error {
 	}
 	now := ts.b.now()
 	accessDue := ts.remaining(st) < st.Config.RefreshMargin
-	refreshDue := !st.Token.RefreshExpiresAt.IsZero() && st.Token.RefreshExpiresAt.Sub(now) < refreshTokenMargin
+	refreshDue := refreshTokenDue(st, now)
 	if !snap.unsaved && (!(accessDue || refreshDue) || now.Before(st.Token.NextAttemptAt)) {
 		return nil
 	}
@@ -259,6 +259,12 @@ func (ts *tokenStore) renewIfDue(ctx context.Context, s logical.Storage) error {
 		ts.b.Logger().Warn("periodic renewal of the Concur token failed", "error", err)
 	}
 	return err
+}
+
+// refreshTokenDue: the refresh token nears its expiry.
+func refreshTokenDue(st *engineState, now time.Time) bool {
+	exp := st.Token.RefreshExpiresAt
+	return !exp.IsZero() && exp.Sub(now) < refreshTokenMargin
 }
 
 // rotate renews now, whatever the token's age: the operator asked for it.
