@@ -5,6 +5,7 @@
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs KV through a real Vault dev server (docs/performance.md)
 #   make fmt     gofmt the tree;  make lint: go vet + staticcheck
+#   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64) + SHA256SUMS in dist/
 
 SHELL        := /bin/bash
 MODULE       := github.com/concur-vault/vault-plugin-secrets-concur
@@ -16,7 +17,7 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean reliability soak bench
+.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean reliability soak bench release
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -86,5 +87,10 @@ e2e: vault build
 bench: vault build sim
 	VERSION=$(VERSION) scripts/bench.sh
 
+# Release artifacts in dist/ (scripts/release.sh); VERSION must be given: v + semver.
+release:
+	@test -n "$(filter command line environment,$(origin VERSION))" || { echo 'usage: make release VERSION=vX.Y.Z'; exit 1; }
+	VERSION=$(VERSION) scripts/release.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

@@ -45,6 +45,8 @@ type backend struct {
 
 	// tokens caches config and token state and serialises renewals.
 	tokens *tokenStore
+	// metrics are this mount's Prometheus series (path metrics).
+	metrics *metrics
 }
 
 // Factory is the logical.Factory Vault calls for every mount, unseal and
@@ -68,7 +70,8 @@ func newBackend(o options) *backend {
 		// Reads wait on this, and Vault gives a request 90 s: keep well inside it.
 		o.retry = concur.RetryPolicy{MaxAttempts: 3, MinBackoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 30 * time.Second}
 	}
-	b := &backend{now: o.now, httpClient: o.httpClient, retry: o.retry}
+	b := &backend{now: o.now, retry: o.retry, metrics: newMetrics()}
+	b.httpClient = b.metrics.instrument(o.httpClient)
 	b.tokens = newTokenStore(b)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -78,8 +81,9 @@ func newBackend(o options) *backend {
 			SealWrapStorage: []string{stateStorageKey},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathCreds(b), pathRotate(b)},
-			pathProfile(b),
+			[]*framework.Path{pathConfig(b), pathRotate(b), pathMetrics(b)},
+			b.timed("creds", pathCreds(b)),
+			b.timed("profile", pathProfile(b)...),
 		),
 		PeriodicFunc: b.periodicFunc,
 		Invalidate:   b.invalidate,

@@ -137,7 +137,7 @@ func FuzzCredsMinTTL(f *testing.F) {
 			}
 			return
 		}
-		if resp.Data["ttl"].(int64) <= 0 {
+		if lifeLeft(resp.Data, e.clock.Now()) <= 0 {
 			t.Fatalf("served an expired token")
 		}
 	})

@@ -290,9 +290,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		if !requestToken.IsZero() {
 			field = "request_token"
 			tok, err = client.ExchangeRequestToken(ctx, cfg.BaseURL, cfg.credentials(), cfg.CompanyUUID, requestToken)
+			b.metrics.grant(grantExchange, err)
 		} else {
 			field = "refresh_token"
 			tok, err = client.Refresh(ctx, cfg.BaseURL, cfg.credentials(), refreshToken)
+			b.metrics.grant(grantRefresh, err)
 		}
 		if err != nil {
 			return bootstrapError(field, err)
@@ -318,6 +320,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.Logger().Info("configuration written", "bootstrapped", bootstrapping, "geolocation", next.Token.Geolocation)
+	b.sendEvent(ctx, configWriteEvent(next))
 	resp = &logical.Response{Data: configResponseData(next, false)}
 	if w := next.Token.LastError; w != "" {
 		resp.AddWarning(w)
@@ -483,6 +486,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 		return nil, err
 	}
 	ts.publish(nil, nil, false)
+	b.sendEvent(ctx, configDeleteEvent())
 	return nil, nil
 }
 

@@ -17,8 +17,14 @@ const pathCredsHelpSynopsis = "Read the company's current Concur bearer token."
 
 const pathCredsHelpDescription = `
 Returns the company's cached, multiple-use bearer token (access_token), when
-it expires (expires_at, ttl in seconds), the API host to call with it
-(geolocation), the company UUID and the granted scopes.
+it expires (expires_at), the API host to call with it (geolocation), the
+company UUID and the granted scopes.
+
+ttl is the number of seconds until the engine will hand out a different
+token (its renewal point, before the token expires), rotation_period the
+engine's renewal period in seconds and last_vault_rotation when the served
+token was obtained: the fields Vault Agent and the Vault Secrets Operator use
+to re-read a rotating secret right after it changes.
 
 All readers share one token: the engine renews it in the background before it
 expires, so reading creds does not call Concur. min_ttl (seconds, at most
@@ -81,17 +87,59 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	t := sv.state.Token
+	rot := rotationOf(sv.state, b.now())
 	resp := &logical.Response{Data: map[string]any{
-		"access_token": t.AccessToken,
-		"token_type":   t.TokenType,
-		"expires_at":   formatTime(t.ExpiresAt),
-		"ttl":          int64(t.ExpiresAt.Sub(b.now()) / time.Second),
-		"geolocation":  t.Geolocation,
-		"company_uuid": sv.state.Config.CompanyUUID,
-		"scope":        t.Scope,
+		"access_token":        t.AccessToken,
+		"token_type":          t.TokenType,
+		"expires_at":          formatTime(t.ExpiresAt),
+		"ttl":                 rot.ttl,
+		"rotation_period":     rot.period,
+		"last_vault_rotation": formatTime(t.LastRefreshAt),
+		"geolocation":         t.Geolocation,
+		"company_uuid":        sv.state.Config.CompanyUUID,
+		"scope":               t.Scope,
 	}}
 	for _, w := range sv.warnings {
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// minRotationTTL is the smallest ttl creds reports. Once the renewal point
+// has passed, the token is replaced by the next periodic run (Vault runs it
+// once a minute) or the next read that finds it short of minServeTTL. Agent
+// re-reads ttl+1 seconds later and about once a second for ttl 0, so a
+// small floor keeps re-reads few until the new token is there, while still
+// picking it up within seconds.
+const minRotationTTL = 5 * time.Second
+
+// rotation is what creds tells Vault Agent and the Secrets Operator about the
+// renewal schedule, in whole seconds: the "rotating static secret" fields.
+type rotation struct {
+	ttl    int64 // until the engine will serve a different token
+	period int64 // a token's lifetime minus the refresh margin
+}
+
+// rotationOf follows the renewal schedule (tokenStore.renewIfDue and usable):
+// renew when less than the refresh margin is left (reads renew below
+// minServeTTL), or when the refresh token nears its end, and never before
+// the backoff after a failure ends.
+func rotationOf(st *engineState, now time.Time) rotation {
+	t := st.Token
+	margin := max(st.Config.RefreshMargin, minServeTTL)
+	renewAt := t.ExpiresAt.Add(-margin)
+	if refreshTokenDue(st, now) {
+		renewAt = now
+	}
+	if t.NextAttemptAt.After(renewAt) {
+		renewAt = t.NextAttemptAt
+		if renewAt.After(t.ExpiresAt) {
+			renewAt = t.ExpiresAt
+		}
+	}
+	period := t.ExpiresAt.Sub(t.LastRefreshAt) - margin
+	return rotation{
+		ttl:    int64(max(renewAt.Sub(now), minRotationTTL) / time.Second),
+		period: int64(max(period, minRotationTTL) / time.Second),
+	}
 }

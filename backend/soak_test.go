@@ -230,7 +230,7 @@ func soakBurst(t *testing.T, e *testEnv, n int, minTTL bool, st *soakStats) {
 	t.Helper()
 	type result struct {
 		token   string
-		ttl     int64
+		left    time.Duration
 		warned  bool
 		unsaved bool
 		err     string
@@ -259,7 +259,7 @@ func soakBurst(t *testing.T, e *testEnv, n int, minTTL bool, st *soakStats) {
 				results[i].err = fmt.Sprint(resp)
 			default:
 				results[i].token, _ = resp.Data["access_token"].(string)
-				results[i].ttl, _ = resp.Data["ttl"].(int64)
+				results[i].left = lifeLeft(resp.Data, e.clock.Now())
 				results[i].warned = len(resp.Warnings) > 0
 			}
 		}()
@@ -275,8 +275,8 @@ func soakBurst(t *testing.T, e *testEnv, n int, minTTL bool, st *soakStats) {
 			t.Fatalf("%s: a reader got %s", e.clock.Now().Format(time.RFC3339), r.err)
 		case r.unsaved:
 			st.readsUnsaved++
-		case r.ttl <= 0 || r.token == "":
-			t.Fatalf("%s: a reader got an expired or empty token (ttl %d)", e.clock.Now().Format(time.RFC3339), r.ttl)
+		case r.left <= 0 || r.token == "":
+			t.Fatalf("%s: a reader got an expired or empty token (%s left)", e.clock.Now().Format(time.RFC3339), r.left)
 		default:
 			tokens[r.token] = true
 			if r.warned {

@@ -246,7 +246,7 @@ func (ts *tokenStore) renewIfDue(ctx context.Context, s logical.Storage) error {
 	}
 	now := ts.b.now()
 	accessDue := ts.remaining(st) < st.Config.RefreshMargin
-	refreshDue := !st.Token.RefreshExpiresAt.IsZero() && st.Token.RefreshExpiresAt.Sub(now) < refreshTokenMargin
+	refreshDue := refreshTokenDue(st, now)
 	if !snap.unsaved && (!(accessDue || refreshDue) || now.Before(st.Token.NextAttemptAt)) {
 		return nil
 	}
@@ -259,6 +259,12 @@ func (ts *tokenStore) renewIfDue(ctx context.Context, s logical.Storage) error {
 		ts.b.Logger().Warn("periodic renewal of the Concur token failed", "error", err)
 	}
 	return err
+}
+
+// refreshTokenDue: the refresh token nears its expiry.
+func refreshTokenDue(st *engineState, now time.Time) bool {
+	exp := st.Token.RefreshExpiresAt
+	return !exp.IsZero() && exp.Sub(now) < refreshTokenMargin
 }
 
 // rotate renews now, whatever the token's age: the operator asked for it.
@@ -277,7 +283,9 @@ func (ts *tokenStore) rotate(ctx context.Context, s logical.Storage) (*engineSta
 // access-token life the caller wants; a renewal that another caller already
 // made is not repeated unless force is set.
 func (ts *tokenStore) renew(ctx context.Context, s logical.Storage, need time.Duration, force bool) error {
+	acquired := ts.b.metrics.waitingForGrant()
 	ts.renewMu.Lock()
+	acquired()
 	defer ts.renewMu.Unlock()
 	return ts.renewLocked(ctx, s, func(st *engineState) bool {
 		return force || ts.remaining(st) < need || need <= 0
@@ -290,7 +298,9 @@ func (ts *tokenStore) renewRejected(ctx context.Context, s logical.Storage, acce
 	ch := ts.flights.DoChan("renew-rejected", func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshCallTimeout)
 		defer cancel()
+		acquired := ts.b.metrics.waitingForGrant()
 		ts.renewMu.Lock()
+		acquired()
 		defer ts.renewMu.Unlock()
 		return nil, ts.renewLocked(rctx, s, func(st *engineState) bool {
 			return st.Token.AccessToken == accessToken
@@ -344,7 +354,9 @@ func (ts *tokenStore) renewLocked(ctx context.Context, s logical.Storage, stillN
 	if host == "" {
 		host = st.Config.BaseURL
 	}
+	started := time.Now()
 	tok, err := snap.client.Refresh(ctx, host, st.Config.credentials(), concur.NewSecret(st.Token.RefreshToken))
+	ts.b.renewalDone(ctx, time.Since(started), err)
 	if err != nil {
 		ts.recordFailure(ctx, s, snap, err)
 		return err

@@ -22,14 +22,20 @@ require (
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/mitchellh/go-homedir v1.1.0 // indirect
 	github.com/mitchellh/mapstructure v1.5.0 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/ryanuber/go-glob v1.0.0 // indirect
 	golang.org/x/crypto v0.49.0 // indirect
 	golang.org/x/net v0.52.0 // indirect
 	golang.org/x/sys v0.42.0 // indirect
 	golang.org/x/text v0.35.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
+	google.golang.org/protobuf v1.36.11 // indirect
 )
 
-require github.com/concur-vault/vault-plugin-secrets-concur v0.0.0
+require (
+	github.com/concur-vault/vault-plugin-secrets-concur v0.0.0
+	github.com/prometheus/client_model v0.6.1
+	github.com/prometheus/common v0.62.0
+)
 
 replace github.com/concur-vault/vault-plugin-secrets-concur => ../

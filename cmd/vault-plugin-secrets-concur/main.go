@@ -1,9 +1,11 @@
 // Command vault-plugin-secrets-concur is the plugin binary Vault runs. It
 // speaks Vault's plugin protocol on stdin/stdout, so it is not meant to be
-// started by hand.
+// started by hand, except with -version, which prints the stamped version
+// (the value for `vault plugin register -version`).
 package main
 
 import (
+	"fmt"
 	"os"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -13,6 +15,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "-version" || os.Args[1] == "--version") {
+		fmt.Println("vault-plugin-secrets-concur", backend.Version)
+		return
+	}
 	// One process serves every mount of this plugin (multiplexing); each
 	// mount gets its own backend from the factory.
 	if err := plugin.ServeMultiplex(&plugin.ServeOpts{

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestReleaseArtifactForThisHost runs scripts/release.sh for the host platform
+// only (the full cross-compile is `make release`, too slow for every test
+// run) and checks that the binary reports the stamped version and that
+// SHA256SUMS matches the files.
+func TestReleaseArtifactForThisHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the plugin")
+	}
+	for _, tool := range []string{"bash", "sha256sum", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not found: %v", tool, err)
+		}
+	}
+	const version = "v9.8.7-releasetest"
+	dist := t.TempDir()
+	platform := runtime.GOOS + "/" + runtime.GOARCH
+	script := exec.Command("bash", filepath.Join("..", "..", "scripts", "release.sh"))
+	script.Env = append(os.Environ(), "VERSION="+version, "DIST="+dist, "PLATFORMS="+platform)
+	if out, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("release.sh: %v\n%s", err, out)
+	}
+
+	bin := filepath.Join(dist, "vault-plugin-secrets-concur_"+version+"_"+runtime.GOOS+"_"+runtime.GOARCH)
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	out, err := exec.Command(bin, "-version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -version: %v\n%s", bin, err, out)
+	}
+	if got, want := strings.TrimSpace(string(out)), "vault-plugin-secrets-concur "+version; got != want {
+		t.Errorf("-version printed %q, want %q", got, want)
+	}
+
+	check := func() *exec.Cmd {
+		c := exec.Command("sha256sum", "--check", "--strict", "SHA256SUMS")
+		c.Dir = dist
+		return c
+	}
+	if out, err := check().CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum --check: %v\n%s", err, out)
+	}
+	sums, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(sums)), "\n")
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "  "+filepath.Base(bin)) {
+		t.Errorf("SHA256SUMS = %q, want one line for %s", sums, filepath.Base(bin))
+	}
+
+	// A binary changed after the sums were written must fail the check.
+	if err := os.WriteFile(bin, []byte("tampered"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := check().CombinedOutput(); err == nil || !strings.Contains(string(out), "FAILED") {
+		t.Errorf("sha256sum --check accepted a changed binary:\n%s", out)
+	}
+}
+
+func TestReleaseRefusesANonCanonicalVersion(t *testing.T) {
+	for _, v := range []string{"", "0.2.0", "v0.2", "v0.2.0 rm"} {
+		script := exec.Command("bash", filepath.Join("..", "..", "scripts", "release.sh"))
+		script.Env = append(os.Environ(), "VERSION="+v, "DIST="+t.TempDir(), "PLATFORMS=none/none")
+		out, err := script.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "VERSION must be") {
+			t.Errorf("VERSION=%q: %v\n%s; want a refusal naming VERSION", v, err, out)
+		}
+	}
+}
