@@ -57,10 +57,12 @@ func truncate(s string, n int) string {
 const pathProfileHelpSynopsis = "Read users from Concur Identity v4 with the company token."
 
 const pathProfileHelpDescription = `
-profile/<user-uuid> returns one Identity v4 user, exactly as Concur sends it
-(id, userName, name, emails, the enterprise extension, ...), limited to what
-the app's identity.user.* scopes allow. attributes and excluded_attributes
-(comma lists) narrow it.
+profile/<user-uuid> returns {"user": <the Identity v4 user>}, the user
+exactly as Concur sends it (id, userName, name, emails, the enterprise
+extension, ...), limited to what the app's identity.user.* scopes allow.
+attributes and excluded_attributes (comma lists) narrow it. The user is
+nested so that no attribute Concur sends can be taken by Vault for one of
+its own response keys.
 
 profile with exactly one of user_name, employee_number or external_id finds
 the matching users: total_results, start_index, items_per_page and users.
@@ -153,7 +155,10 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: user}, nil
+	// Nested under a fixed key: a top-level key from Concur such as
+	// http_status_code or http_raw_body would switch Vault to its raw
+	// response mode and let upstream data set the status and body.
+	return &logical.Response{Data: map[string]any{"user": user}}, nil
 }
 
 func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -16,15 +16,16 @@ func TestProfileByID(t *testing.T) {
 	user := e.sim.Users(testCompany)[2]
 
 	resp := e.mustOK(logical.ReadOperation, "profile/"+user.ID, nil)
-	if resp.Data["id"] != user.ID || resp.Data["userName"] != user.UserName {
-		t.Errorf("got id %v userName %v, want %s %s", resp.Data["id"], resp.Data["userName"], user.ID, user.UserName)
+	got := profileUser(t, resp)
+	if got["id"] != user.ID || got["userName"] != user.UserName {
+		t.Errorf("got id %v userName %v, want %s %s", got["id"], got["userName"], user.ID, user.UserName)
 	}
-	if _, ok := resp.Data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]; !ok {
-		t.Errorf("the enterprise extension is missing: %v", resp.Data)
+	if _, ok := got["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]; !ok {
+		t.Errorf("the enterprise extension is missing: %v", got)
 	}
 
 	resp = e.mustOK(logical.ReadOperation, "profile/"+user.ID, map[string]any{"attributes": "userName"})
-	if _, ok := resp.Data["emails"]; ok {
+	if _, ok := profileUser(t, resp)["emails"]; ok {
 		t.Errorf("attributes=userName still returned emails")
 	}
 }
@@ -96,7 +97,7 @@ func TestProfileRefreshesOnceWhenConcurRejectsTheToken(t *testing.T) {
 			e.sim.InjectFault(concurtest.EndpointUsers, 1, concurtest.Fault{Kind: concurtest.FaultStatus, Status: status})
 			before := e.sim.GrantCalls("refresh_token")
 			resp := e.mustOK(logical.ReadOperation, "profile/"+user.ID, nil)
-			if resp.Data["id"] != user.ID {
+			if profileUser(t, resp)["id"] != user.ID {
 				t.Errorf("retry did not return the user")
 			}
 			if got := e.sim.GrantCalls("refresh_token") - before; got != 1 {
@@ -143,5 +144,57 @@ func TestRotate(t *testing.T) {
 	}
 	if resp, _ := e.request(logical.UpdateOperation, "rotate", map[string]any{"force": true}); resp == nil || !resp.IsError() {
 		t.Errorf("unknown field accepted on rotate")
+	}
+}
+
+// profileUser is the user of a profile/<id> response, which nests it under "user".
+func profileUser(t testing.TB, resp *logical.Response) map[string]any {
+	t.Helper()
+	if len(resp.Data) != 1 {
+		t.Fatalf("profile response has keys %v, want only \"user\"", resp.Data)
+	}
+	u, ok := resp.Data["user"].(map[string]any)
+	if !ok {
+		t.Fatalf("profile response: user is %T, want an object", resp.Data["user"])
+	}
+	return u
+}
+
+// TestProfileUpstreamKeysCannotSteerVault covers issue 10 point 7: a user
+// carrying Vault's raw-response keys must come back as data, nested under
+// "user", never as top-level keys Vault would act on.
+func TestProfileUpstreamKeysCannotSteerVault(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 3})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[1]
+	hostile := map[string]any{
+		logical.HTTPStatusCode:                307,
+		logical.HTTPContentType:               "text/html",
+		logical.HTTPRawBody:                   "<script>x</script>",
+		logical.HTTPRawBodyAlreadyJSONDecoded: true,
+		logical.HTTPCacheControlHeader:        "public",
+		logical.HTTPPragmaHeader:              "cache",
+		logical.HTTPWWWAuthenticateHeader:     "Basic",
+	}
+	if !e.sim.SetUserAttributes(testCompany, user.ID, hostile) {
+		t.Fatal("simulator does not know the user")
+	}
+	for _, path := range []string{"profile/" + user.ID} {
+		resp := e.mustOK(logical.ReadOperation, path, nil)
+		for k := range hostile {
+			if _, top := resp.Data[k]; top {
+				t.Errorf("%s: upstream key %s reached the top level of the response", path, k)
+			}
+		}
+		got := profileUser(t, resp)
+		if got[logical.HTTPStatusCode] != float64(307) && got[logical.HTTPStatusCode] != 307 {
+			t.Errorf("%s: the user's own %s attribute was lost: %v", path, logical.HTTPStatusCode, got[logical.HTTPStatusCode])
+		}
+	}
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"user_name": user.UserName})
+	for k := range hostile {
+		if _, top := resp.Data[k]; top {
+			t.Errorf("profile search: upstream key %s reached the top level", k)
+		}
 	}
 }

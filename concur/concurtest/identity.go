@@ -62,6 +62,9 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
 	s.mu.Lock()
 	users := s.usersLocked(tok.company)
 	s.mu.Unlock()
+	for _, k := range extraAttributeNames(users) {
+		allowed[k] = true
+	}
 	var manager *simUser
 	if len(users) > 0 {
 		manager = users[0]
