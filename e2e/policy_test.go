@@ -75,6 +75,9 @@ path "concur/profile/*" { capabilities = ["read"] }`,
 
 			prof, err := c.Logical().Read("concur/profile/" + user.ID)
 			check("read concur/profile/<id>", tc.want.profileByID, err, func() bool {
+				if prof == nil {
+					return false
+				}
 				pu, _ := prof.Data["user"].(map[string]any)
 				return pu["id"] == user.ID
 			})
