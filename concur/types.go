@@ -5,8 +5,11 @@ import (
 )
 
 // DefaultBaseURL is the host of the first company-token request when the
-// operator names none. Later calls go to the geolocation Concur returns.
-const DefaultBaseURL = "https://us.api.concursolutions.com"
+// operator names none: the Global Landing Zone, where the Authentication
+// reference (since January 2025) sends the password grant with
+// credtype=authtoken. It answers with the company's geolocation, and later
+// calls go there. Older setups may still name us.api.concursolutions.com.
+const DefaultBaseURL = "https://glz.api.concursolutions.com"
 
 // DefaultAllowedHost is where tokens may be sent when the operator names nothing.
 const DefaultAllowedHost = "https://*.concursolutions.com"
