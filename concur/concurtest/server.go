@@ -501,7 +501,8 @@ func route(path string) (Endpoint, bool) {
 		return EndpointToken, true
 	case path == "/app-mgmt/v0/connections":
 		return EndpointConnections, true
-	case path == usersPath || strings.HasPrefix(path, usersPath+"/"):
+	}
+	if _, ok := parseIdentityPath(path); ok {
 		return EndpointUsers, true
 	}
 	return "", false

@@ -97,8 +97,9 @@ func generateUsers(companyUUID string, n int) []*simUser {
 
 // resource renders the full SCIM user (every attribute, before scope
 // filtering and projection) in the shape of reference section 7.4: nulls
-// are present as JSON null, not omitted.
-func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
+// are present as JSON null, not omitted. usersURL is the data centre's
+// Users collection of the version asked (meta.location echoes it).
+func (u *simUser) resource(usersURL string, manager *simUser) map[string]any {
 	display := u.givenName + " " + u.family
 	phones := []any{}
 	if u.mobile != nil {
@@ -108,7 +109,7 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 	if manager != nil && manager != u {
 		mgr = map[string]any{
 			"value":          manager.ID,
-			"$ref":           baseURL + usersPath + "/" + manager.ID,
+			"$ref":           usersURL + "/" + manager.ID,
 			"displayName":    manager.givenName + " " + manager.family,
 			"employeeNumber": manager.EmployeeNumber,
 		}
@@ -117,7 +118,7 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 	if !u.active {
 		termination = u.modified.Format("2006-01-02T15:04:05.000")
 	}
-	full := u.standardAttributes(baseURL, display, phones, mgr, termination)
+	full := u.standardAttributes(usersURL, display, phones, mgr, termination)
 	for k, v := range u.extra {
 		full[k] = v
 	}
@@ -125,7 +126,7 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 }
 
 // standardAttributes is the user in the shape of reference section 7.4.
-func (u *simUser) standardAttributes(baseURL, display string, phones []any, mgr, termination any) map[string]any {
+func (u *simUser) standardAttributes(usersURL, display string, phones []any, mgr, termination any) map[string]any {
 	return map[string]any{
 		"schemas":     []any{SchemaCoreUser, SchemaEnterpriseUser, SchemaSAPUser},
 		"id":          u.ID,
@@ -174,7 +175,7 @@ func (u *simUser) standardAttributes(baseURL, display string, phones []any, mgr,
 			"created":      u.created.Format("2006-01-02T15:04:05.000000Z"),
 			"lastModified": u.modified.Format("2006-01-02T15:04:05.000000Z"),
 			"version":      4,
-			"location":     baseURL + usersPath + "/" + u.ID,
+			"location":     usersURL + "/" + u.ID,
 		},
 		SchemaEnterpriseUser: map[string]any{
 			"companyId":       u.company,
