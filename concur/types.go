@@ -44,8 +44,37 @@ type Token struct {
 	CorrelationID string
 }
 
-// UserQuery narrows the attributes of an Identity v4 user read.
+// Identity API versions for UserQuery.Version.
+const (
+	IdentityV4  = "v4"
+	IdentityV41 = "v4.1"
+)
+
+// UserQuery narrows the attributes of an Identity user read.
 type UserQuery struct {
+	Attributes         []string
+	ExcludedAttributes []string
+	// Version is IdentityV4 ("" too) or IdentityV41.
+	Version string
+}
+
+// UserPage asks for one page of the company's users (Identity v4.1 GET
+// /Users): no filter, cursor paging.
+type UserPage struct {
+	// Count is the page size (1..1000; 0 means Concur's default of 100).
+	Count int
+	// Cursor is the previous page's NextCursor; "" asks for the first page.
+	Cursor             string
+	Attributes         []string
+	ExcludedAttributes []string
+}
+
+// SearchRequest is an Identity v4.1 search (POST /Users/.search); Filter
+// is a SCIM filter expression ("" lists everyone).
+type SearchRequest struct {
+	Filter             string
+	Count              int // 1..1000; 0 means Concur's default of 100
+	Cursor             string
 	Attributes         []string
 	ExcludedAttributes []string
 }
@@ -69,11 +98,14 @@ type UserFilter struct {
 	ExcludedAttributes []string
 }
 
-// UserList is the SCIM ListResponse of Identity v4.
+// UserList is the SCIM ListResponse of Identity v4 and v4.1.
 type UserList struct {
-	Schemas      []string         `json:"schemas"`
-	TotalResults int              `json:"totalResults"`
+	Schemas      []string `json:"schemas"`
+	TotalResults int      `json:"totalResults"`
+	// StartIndex is 0 when the answer has none (Identity v4.1 GET lists).
 	StartIndex   int              `json:"startIndex"`
 	ItemsPerPage int              `json:"itemsPerPage"`
 	Resources    []map[string]any `json:"Resources"`
+	// NextCursor (v4.1) fetches the next page; "" on the last page.
+	NextCursor string `json:"nextCursor"`
 }
