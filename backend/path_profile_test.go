@@ -60,7 +60,10 @@ func TestProfileBadInputNamesTheField(t *testing.T) {
 		{"profile/../../oauth2/v0/token", nil, "id"},
 		{"profile/3df11695-e8bb-40ff-8e98-c85913ab2789?x=1", nil, "id"},
 		{"profile/3df11695-e8bb-40ff-8e98-c85913ab2789%2F..", nil, "id"},
-		{"profile", nil, "user_name, employee_number, external_id"},
+		{"profile", map[string]any{"count": 1001}, "count"},
+		{"profile", map[string]any{"start_index": 2}, "start_index"},
+		{"profile", map[string]any{"cursor": "a b"}, "cursor"},
+		{"profile", map[string]any{"user_name": "a", "cursor": "abc"}, "cursor"},
 		{"profile", map[string]any{"user_name": "a", "external_id": "b"}, "user_name, employee_number, external_id"},
 		{"profile", map[string]any{"user_name": ""}, "user_name"},
 		{"profile", map[string]any{"user_name": "a", "count": 500}, "count"},
@@ -196,5 +199,51 @@ func TestProfileUpstreamKeysCannotSteerVault(t *testing.T) {
 		if _, top := resp.Data[k]; top {
 			t.Errorf("profile search: upstream key %s reached the top level", k)
 		}
+	}
+}
+
+// Issue 11 point 3: profile without a filter pages through the company's
+// users (Identity v4.1, count and cursor in, next_cursor out), one Concur
+// call per read.
+func TestProfileRosterPagesWithCursor(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 25})
+	e.bootstrap()
+	seen := map[any]bool{}
+	data := map[string]any{"count": 10, "attributes": "userName"}
+	for page := 1; ; page++ {
+		before := e.sim.Calls(concurtest.EndpointUsers)
+		resp := e.mustOK(logical.ReadOperation, "profile", data)
+		if got := e.sim.Calls(concurtest.EndpointUsers) - before; got != 1 {
+			t.Fatalf("page %d took %d Identity calls, want 1", page, got)
+		}
+		if resp.Data["total_results"] != 25 {
+			t.Fatalf("total_results %v", resp.Data["total_results"])
+		}
+		for _, u := range resp.Data["users"].([]any) {
+			seen[u.(map[string]any)["id"]] = true
+		}
+		next := resp.Data["next_cursor"].(string)
+		if next == "" {
+			if page != 3 {
+				t.Errorf("%d pages, want 3", page)
+			}
+			break
+		}
+		if page > 3 {
+			t.Fatal("paging does not end")
+		}
+		data["cursor"] = next
+	}
+	if len(seen) != 25 {
+		t.Errorf("%d distinct users, want 25", len(seen))
+	}
+	// Filters keep working as before (Identity v4, start_index paging).
+	user := e.sim.Users(testCompany)[3]
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"employee_number": user.EmployeeNumber})
+	if resp.Data["start_index"] != 1 || len(resp.Data["users"].([]any)) != 1 {
+		t.Errorf("filtered search: %v", resp.Data)
+	}
+	if _, has := resp.Data["next_cursor"]; has {
+		t.Error("a filtered search has no cursor")
 	}
 }
