@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +74,48 @@ func TestBaseURLDefaultIsLandingZoneAndStoredValuesStay(t *testing.T) {
 	e2.mustOK(logical.UpdateOperation, "config", map[string]any{"client_secret": "rotated-secret"})
 	if got := e2.mustOK(logical.ReadOperation, "config", nil).Data["base_url"]; got != "https://us.api.concursolutions.com" {
 		t.Errorf("stored base_url became %v after a write without base_url", got)
+	}
+}
+
+// Issue 11 point 4: a refresh token imported from SAP's tutorial files comes
+// with its geolocation; the refresh grant that checks it goes there.
+func TestImportRefreshTokenWithGeolocation(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{DataCenters: []string{concurtest.LandingZone, "us2", "eu2"}})
+	e.sim.AddCompany(testCompany, "eu2")
+	eu2 := e.sim.URLOf("eu2")
+	refresh := e.sim.NewRefreshToken(testClientID, testCompany)
+
+	for _, tc := range []struct {
+		name string
+		data map[string]any
+		want string
+	}{
+		{"not allowed", map[string]any{"refresh_token": refresh, "geolocation": "https://evil.example.com"}, "geolocation"},
+		{"not a URL", map[string]any{"refresh_token": refresh, "geolocation": "us2 please"}, "geolocation"},
+		{"empty", map[string]any{"refresh_token": refresh, "geolocation": ""}, "geolocation"},
+		{"without refresh_token", map[string]any{"request_token": "at-x", "geolocation": eu2}, "geolocation"},
+	} {
+		data := e.baseConfig()
+		for k, v := range tc.data {
+			data[k] = v
+		}
+		resp, err := e.request(logical.CreateOperation, "config", data)
+		if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tc.want) {
+			t.Errorf("%s: got %v / %v, want a 400 naming %s", tc.name, resp, err, tc.want)
+		}
+	}
+	if n := e.sim.Calls(concurtest.EndpointToken); n != 0 {
+		t.Fatalf("refused imports reached Concur %d times", n)
+	}
+
+	data := e.baseConfig()
+	data["refresh_token"], data["geolocation"] = refresh, eu2+"/"
+	resp := e.mustOK(logical.CreateOperation, "config", data)
+	if resp.Data["geolocation"] != eu2 || resp.Data["status"] != statusOK {
+		t.Errorf("after import: %v", resp.Data)
+	}
+	if e.sim.CallsAt("eu2", concurtest.EndpointToken) != 1 || e.sim.CallsAt(concurtest.LandingZone, concurtest.EndpointToken) != 0 {
+		t.Errorf("the check went to GLZ (%d) instead of straight to the geolocation (%d)",
+			e.sim.CallsAt(concurtest.LandingZone, concurtest.EndpointToken), e.sim.CallsAt("eu2", concurtest.EndpointToken))
 	}
 }

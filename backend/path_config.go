@@ -98,6 +98,14 @@ func pathConfig(b *backend) *framework.Path {
 					Sensitive: true,
 				},
 			},
+			"geolocation": {
+				Type: framework.TypeString,
+				Description: "With refresh_token: the geolocation Concur named with it (SAP's tutorial keeps it in " +
+					"refreshTokenObjectFile.json). The refresh grant that checks the token goes there; it must match allowed_hosts.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Geolocation of the refresh token",
+				},
+			},
 			"base_url": {
 				Type:        framework.TypeString,
 				Default:     concur.DefaultBaseURL,
@@ -270,6 +278,10 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := allow.Check(cfg.BaseURL); err != nil {
 		return fieldError("base_url", "%s is not allowed by allowed_hosts %v", cfg.BaseURL, cfg.AllowedHosts), nil
 	}
+	refreshBase, resp := refreshTokenGeolocation(d, refreshToken, allow, cfg.BaseURL)
+	if resp != nil {
+		return resp, nil
+	}
 	bootstrapping := !requestToken.IsZero() || !refreshToken.IsZero()
 	if prev != nil && !bootstrapping {
 		if cfg.ClientID != prev.Config.ClientID || cfg.CompanyUUID != prev.Config.CompanyUUID {
@@ -292,7 +304,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			tok, err = client.ExchangeRequestToken(ctx, cfg.BaseURL, cfg.credentials(), cfg.CompanyUUID, requestToken)
 		} else {
 			field = "refresh_token"
-			tok, err = client.Refresh(ctx, cfg.BaseURL, cfg.credentials(), refreshToken)
+			tok, err = client.Refresh(ctx, refreshBase, cfg.credentials(), refreshToken)
 		}
 		if err != nil {
 			return bootstrapError(field, err)
@@ -416,6 +428,30 @@ func tokenFields(d *framework.FieldData) (requestToken, refreshToken concur.Secr
 		resp = logical.ErrorResponse("request_token, refresh_token: give one or the other, not both")
 	}
 	return
+}
+
+// refreshTokenGeolocation is where the refresh grant checking an imported
+// refresh token goes: the geolocation given with it (checked against the
+// allow-list), or base_url.
+func refreshTokenGeolocation(d *framework.FieldData, refreshToken concur.Secret, allow *concur.HostAllowList, baseURL string) (string, *logical.Response) {
+	raw, ok := d.GetOk("geolocation")
+	if !ok {
+		return baseURL, nil
+	}
+	if refreshToken.IsZero() {
+		return "", fieldError("geolocation", "goes with refresh_token (it names where that token lives)")
+	}
+	if len(raw.(string)) > maxPatternLength {
+		return "", fieldError("geolocation", "is longer than %d characters", maxPatternLength)
+	}
+	geo, err := concur.NormalizeBaseURL(raw.(string))
+	if err != nil {
+		return "", fieldError("geolocation", "%v", err)
+	}
+	if err := allow.Check(geo); err != nil {
+		return "", fieldError("geolocation", "%s is not allowed by allowed_hosts", geo)
+	}
+	return geo, nil
 }
 
 // checkPrintable refuses values that cannot be credentials or ids.
