@@ -28,7 +28,8 @@ const pathConfigHelpSynopsis = "Configure the Concur app credentials and company
 const pathConfigHelpDescription = `
 Write the app's credentials, the company UUID, and either a company request
 token (request_token, valid 24 hours, from Concur's Company Request Token
-tool) or an existing company refresh token (refresh_token). The engine calls
+tool) or an existing company refresh token (refresh_token, with the
+geolocation Concur named with it when known). The engine calls
 Concur at once and only reports success, and stores anything, once Concur has
 issued a working token. Request tokens are exchanged and never stored.
 
