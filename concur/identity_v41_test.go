@@ -101,3 +101,30 @@ func TestSimGetUserV41(t *testing.T) {
 		t.Errorf("unknown version: %v", err)
 	}
 }
+
+// Issue 11 point 1, client side: the company grant at the landing zone
+// returns the company's geolocation; a refresh sent to GLZ is redirected
+// there (code 16, followed once), and Identity answers there.
+func TestSimLandingZone(t *testing.T) {
+	e := newSimEnv(t, concurtest.Options{DataCenters: []string{concurtest.LandingZone, "us2", "eu2"}}, concur.Options{})
+	e.sim.AddCompany(testCompanyUUID, "eu2")
+	glz, eu2 := e.sim.URLOf(concurtest.LandingZone), e.sim.URLOf("eu2")
+	tok := e.exchange(t, glz)
+	if tok.Geolocation != eu2 {
+		t.Fatalf("geolocation %q, want %q", tok.Geolocation, eu2)
+	}
+	again, err := e.client.Refresh(e.ctx, glz, testCreds, tok.RefreshToken)
+	if err != nil || again.Geolocation != eu2 {
+		t.Fatalf("refresh through GLZ: %v %+v", err, again)
+	}
+	if e.sim.CallsAt(concurtest.LandingZone, concurtest.EndpointToken) != 2 || e.sim.CallsAt("eu2", concurtest.EndpointToken) != 1 {
+		t.Errorf("token calls: glz %d, eu2 %d; want 2 and 1", e.sim.CallsAt(concurtest.LandingZone, concurtest.EndpointToken),
+			e.sim.CallsAt("eu2", concurtest.EndpointToken))
+	}
+	if _, err := e.client.ListUsers(e.ctx, again.Geolocation, again.AccessToken, concur.UserPage{Count: 1}); err != nil {
+		t.Errorf("Identity at the geolocation: %v", err)
+	}
+	if _, err := e.client.ListUsers(e.ctx, glz, again.AccessToken, concur.UserPage{Count: 1}); concur.ClassOf(err) != concur.ClassInvalidRequest {
+		t.Errorf("Identity at GLZ: %v, want Concur's 404", err)
+	}
+}
