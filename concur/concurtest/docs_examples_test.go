@@ -152,6 +152,43 @@ func docsExamples(s *Server) []docsExample {
 			path: usersPath + "?filter=" + url.QueryEscape(`userName eq "`+sample.UserName+`"`), status: 200, check: listCheck(1, 1, false)},
 		{name: "v4 filter employeeNumber", source: "D-ID4", method: http.MethodGet,
 			path: usersPath + "?filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`), status: 200, check: listCheck(1, 1, false)},
+		{name: "v4 list count=20", source: "D-ID4 Retrieve Users", method: http.MethodGet, path: usersPath + "?count=20", status: 200,
+			check: listCheck(docsUsers, 20, false)},
+		{name: "v4 filter employeeNumber with companyId", source: "D-ID4 parameters (companyId with employeeNumber)", method: http.MethodGet,
+			path:   usersPath + "?companyId=" + testCompany + "&filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`),
+			status: 200, check: listCheck(1, 1, false)},
+		{name: "v4 filter with another company's companyId", source: "D-ID4 parameters (companyId)", method: http.MethodGet,
+			path:   usersPath + "?companyId=3df11695-e8bb-40ff-8e98-c85913ab2789&filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`),
+			status: 200, check: listCheck(0, 0, false)},
+		{name: "password grant, bad request token", source: "D-AUTH / D-COMP error example (code 5)", method: http.MethodPost,
+			path: "/oauth2/v0/token", header: map[string]string{"Content-Type": form}, noToken: true, status: 400,
+			body: url.Values{"client_id": {testClient}, "client_secret": {testSecret}, "grant_type": {"password"}, "username": {testCompany},
+				"password": {"at-si86uekvgga2qj2i1bfj89juqgn"}, "credtype": {"authtoken"}}.Encode(),
+			check: func(t *testing.T, r reply) { wantOAuthError(t, r, 400, "invalid_grant", CodeBadCredentials) }},
+		{name: "password grant at another data centre", source: "D-ER / D-AUTH error example (code 16)", dc: "eu2", method: http.MethodPost,
+			path: "/oauth2/v0/token", header: map[string]string{"Content-Type": form}, noToken: true, status: 400,
+			body: url.Values{"client_id": {testClient}, "client_secret": {testSecret}, "grant_type": {"password"}, "username": {testCompany},
+				"password": {s.NewRequestToken(testClient, testCompany)}, "credtype": {"authtoken"}}.Encode(),
+			check: func(t *testing.T, r reply) {
+				wantOAuthError(t, r, 400, "invalid_request", CodeWrongDataCenter)
+				if r.body["geolocation"] != s.URLOf("us2") {
+					t.Errorf("code 16 names %v, want us2", r.body["geolocation"])
+				}
+			}},
+		{name: "refresh grant, bad refresh token", source: "D-ER error example (code 108)", method: http.MethodPost,
+			path: "/oauth2/v0/token", header: map[string]string{"Content-Type": form}, noToken: true, status: 400,
+			body: url.Values{"client_id": {testClient}, "client_secret": {testSecret}, "grant_type": {"refresh_token"},
+				"refresh_token": {"8c844478-0000-4000-8000-000000000000"}}.Encode(),
+			check: func(t *testing.T, r reply) {
+				wantOAuthError(t, r, 400, "invalid_grant", CodeBadRefreshToken)
+				if r.body["geolocation"] == nil || r.body["concur-correlationid"] == nil {
+					t.Errorf("the documented 108 body carries geolocation and concur-correlationid: %s", r.raw)
+				}
+			}},
+		{name: "token request as JSON", source: "D-AUTH (code 135, form bodies only)", method: http.MethodPost, path: "/oauth2/v0/token",
+			header: map[string]string{"Content-Type": "application/json"}, noToken: true, status: 400,
+			body:  `{"client_id":"` + testClient + `","grant_type":"refresh_token"}`,
+			check: func(t *testing.T, r reply) { wantOAuthError(t, r, 400, "invalid_request", CodeUnsupportedFormat) }},
 		{name: "v4 user by UUID", source: "D-ID4", method: http.MethodGet, path: usersPath + "/" + sample.ID, status: 200,
 			check: func(t *testing.T, r reply) {
 				meta, _ := r.body["meta"].(map[string]any)
@@ -257,7 +294,7 @@ func docsExamples(s *Server) []docsExample {
 // clients (as recorded in the reference notes) and checks the documented
 // answer.
 func TestDocsExamples(t *testing.T) {
-	s := newSim(t, Options{DataCenters: []string{LandingZone, "us2"}, Users: docsUsers})
+	s := newSim(t, Options{DataCenters: []string{LandingZone, "us2", "eu2"}, Users: docsUsers})
 	token := accessTokenFor(t, s)
 	for _, ex := range docsExamples(s) {
 		t.Run(ex.name, func(t *testing.T) {
