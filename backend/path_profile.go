@@ -160,8 +160,8 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	}
 	q := concur.UserQuery{Attributes: attrs, ExcludedAttributes: excluded}
 	var user map[string]any
-	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
-		user, err = c.GetUser(ctx, host, token, strings.ToLower(id), q)
+	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+		user, err = a.client.GetUser(ctx, a.host, a.token, strings.ToLower(id), q)
 		return err
 	})
 	if err != nil {
@@ -221,8 +221,12 @@ func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *fram
 		}
 	}
 	var list *concur.UserList
-	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
-		list, err = c.FindUsers(ctx, host, token, f)
+	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+		if f.Attribute == concur.FilterEmployeeNumber {
+			// The v4 reference marks companyId required with employeeNumber.
+			f.CompanyID = a.company
+		}
+		list, err = a.client.FindUsers(ctx, a.host, a.token, f)
 		return err
 	})
 	if err != nil {
@@ -254,8 +258,8 @@ func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 	var list *concur.UserList
-	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
-		list, err = c.ListUsers(ctx, host, token, p)
+	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+		list, err = a.client.ListUsers(ctx, a.host, a.token, p)
 		return err
 	})
 	if err != nil {
@@ -277,15 +281,29 @@ func userSlice(list *concur.UserList) []any {
 	return users
 }
 
+// bearer is what an Identity call needs: the client, the host to call, the
+// access token and the company it belongs to.
+type bearer struct {
+	client  *concur.Client
+	host    string
+	token   concur.Secret
+	company string
+}
+
+func bearerOf(sv *served) bearer {
+	return bearer{client: sv.client, host: sv.state.Token.Geolocation,
+		token: concur.NewSecret(sv.state.Token.AccessToken), company: sv.state.Config.CompanyUUID}
+}
+
 // withBearer calls Concur with the current access token. If Concur refuses
 // the token before its expiry (401/403), the token is renewed once and the
 // call retried once.
-func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(c *concur.Client, host string, token concur.Secret) error) error {
+func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(bearer) error) error {
 	sv, err := b.tokens.usable(ctx, s, minServeTTL)
 	if err != nil {
 		return err
 	}
-	err = call(sv.client, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken))
+	err = call(bearerOf(sv))
 	if !concur.IsUnauthorized(err) {
 		if err != nil {
 			return upstreamError(err)
@@ -301,7 +319,7 @@ func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(c
 	if sv, err = b.tokens.usable(ctx, s, minServeTTL); err != nil {
 		return err
 	}
-	if err = call(sv.client, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken)); err != nil {
+	if err = call(bearerOf(sv)); err != nil {
 		return upstreamError(err)
 	}
 	return nil

@@ -247,3 +247,15 @@ func TestProfileRosterPagesWithCursor(t *testing.T) {
 		t.Error("a filtered search has no cursor")
 	}
 }
+
+// An employee_number search sends companyId, so it also works where Concur
+// reads the v4 reference strictly (companyId required with employeeNumber).
+func TestProfileEmployeeNumberSendsCompanyID(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 5, RequireCompanyID: true})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[2]
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"employee_number": user.EmployeeNumber})
+	if users := resp.Data["users"].([]any); len(users) != 1 || users[0].(map[string]any)["id"] != user.ID {
+		t.Errorf("employee_number search: %v", resp.Data)
+	}
+}

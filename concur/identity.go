@@ -95,6 +95,12 @@ func (c *Client) FindUsers(ctx context.Context, baseURL string, accessToken Secr
 	if f.StartIndex != 0 {
 		v.Set("startIndex", strconv.Itoa(f.StartIndex))
 	}
+	if f.CompanyID != "" {
+		if err := ValidateUserID(f.CompanyID); err != nil {
+			return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: errors.New("companyId is not a UUID")}
+		}
+		v.Set("companyId", f.CompanyID)
+	}
 	addList(v, "attributes", f.Attributes)
 	addList(v, "excludedAttributes", f.ExcludedAttributes)
 	u.RawQuery = v.Encode()

@@ -93,7 +93,11 @@ type UserFilter struct {
 	// Count is the page size (1..100; 0 means Concur's default of 10).
 	Count int
 	// StartIndex is 1-based (0 means Concur's default of 1).
-	StartIndex         int
+	StartIndex int
+	// CompanyID, when set, is sent as companyId: the v4 reference marks it
+	// required together with employeeNumber (other pages and captures
+	// filter by employeeNumber alone).
+	CompanyID          string
 	Attributes         []string
 	ExcludedAttributes []string
 }

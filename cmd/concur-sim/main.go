@@ -52,7 +52,7 @@ type config struct {
 	tlsCert, tlsKey, geolocation                string
 	dataCenters, companyDC, scopes              string
 	expiresAsStrings, rejectCharset             bool
-	landingZoneServesAll                        bool
+	landingZoneServesAll, requireCompanyID      bool
 	refreshErrorStatus, unauthorizedStatus      int
 }
 
@@ -81,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		concurtest.LandingZone+"); others answer code 16")
 	fs.BoolVar(&c.landingZoneServesAll, "landing-zone-serves-all", false, "the landing zone also answers refresh grants, Identity and "+
 		"revocation for any company (the other reading of the docs)")
+	fs.BoolVar(&c.requireCompanyID, "require-company-id", false, "Identity v4 answers 400 to an employeeNumber filter without companyId "+
+		"(the strict reading of the v4 reference)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -165,6 +167,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		Logf:               logger.Printf,
 
 		LandingZoneServesAll: c.landingZoneServesAll,
+		RequireCompanyID:     c.requireCompanyID,
 	}
 	if c.users == 0 {
 		opts.Users = -1 // the flag says 0 users; Options treats 0 as "default"

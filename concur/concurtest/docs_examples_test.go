@@ -406,3 +406,22 @@ func TestSearchMethodAndScopes(t *testing.T) {
 		t.Errorf("filter on a hidden attribute matched: %d %.200s", r.status, r.raw)
 	}
 }
+
+// The v4 reference marks companyId required with employeeNumber; both
+// readings are modelled (RequireCompanyID).
+func TestEmployeeNumberFilterCompanyIDReadings(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		s := newSim(t, Options{Users: 3, RequireCompanyID: strict})
+		token := accessTokenFor(t, s)
+		filter := "filter=" + url.QueryEscape(`employeeNumber eq "`+s.Users(testCompany)[0].EmployeeNumber+`"`)
+		alone := get(t, s, usersPath+"?"+filter, token)
+		if strict {
+			wantSCIMError(t, alone, 400, "invalidValue")
+		} else if alone.status != 200 || alone.body["totalResults"] != float64(1) {
+			t.Errorf("lenient: employeeNumber alone: %d %s", alone.status, alone.raw)
+		}
+		if r := get(t, s, usersPath+"?companyId="+testCompany+"&"+filter, token); r.status != 200 || r.body["totalResults"] != float64(1) {
+			t.Errorf("strict=%v: with companyId: %d %s", strict, r.status, r.raw)
+		}
+	}
+}

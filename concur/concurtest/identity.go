@@ -195,6 +195,10 @@ func (ic *identityCall) listV4(w http.ResponseWriter, r *http.Request) {
 			scimError(w, http.StatusBadRequest, "invalidFilter", err.Error())
 			return
 		}
+		if ic.s.opts.RequireCompanyID && q.Get("companyId") == "" && strings.Contains(strings.ToLower(f), "employeenumber") {
+			scimError(w, http.StatusBadRequest, "invalidValue", "companyId is required when filtering by employeeNumber")
+			return
+		}
 	}
 	start, err := intParam(q, "startIndex", 1)
 	if err != nil {

@@ -74,6 +74,12 @@ type Options struct {
 	// revocation for any company (as us.api answered for a us2 company in
 	// SAP's 2023 tutorial run).
 	LandingZoneServesAll bool
+
+	// RequireCompanyID picks the strict reading of the Identity v4
+	// reference, which marks companyId "required, if employeeNumber is
+	// used": an employeeNumber filter without companyId is a 400. By default
+	// (other pages, SAP's captures) employeeNumber works alone.
+	RequireCompanyID bool
 }
 
 // LandingZone is the data-centre name of the Global Landing Zone
