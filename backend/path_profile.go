@@ -183,7 +183,9 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 	}
 	f := concur.UserFilter{Attributes: attrs, ExcludedAttributes: excluded}
 	var given []string
-	for field, attr := range map[string]string{"user_name": concur.FilterUserName, "employee_number": concur.FilterEmployeeNumber, "external_id": concur.FilterExternalID} {
+	filters := map[string]string{"user_name": concur.FilterUserName, "employee_number": concur.FilterEmployeeNumber,
+		"external_id": concur.FilterExternalID}
+	for field, attr := range filters {
 		if raw, ok := d.GetOk(field); ok {
 			v := raw.(string)
 			if v == "" || len(v) > maxFilterValue {
@@ -206,9 +208,11 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 }
 
 // profileFind is the filtered search (Identity v4, startIndex paging).
-func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *framework.FieldData, f concur.UserFilter) (*logical.Response, error) {
+func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	f concur.UserFilter) (*logical.Response, error) {
 	if _, ok := d.GetOk("cursor"); ok {
-		return fieldError("cursor", "pages the list of all users; a search by user_name, employee_number or external_id pages with start_index"), nil
+		return fieldError("cursor", "pages the list of all users; a search by user_name, employee_number or external_id "+
+			"pages with start_index"), nil
 	}
 	if raw, ok := d.GetOk("count"); ok {
 		if f.Count = raw.(int); f.Count < 1 || f.Count > maxProfileCount {
@@ -242,9 +246,11 @@ func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *fram
 
 // profileRoster reads one page of the company's users (Identity v4.1,
 // cursor paging), so apps can sync a roster without holding a token.
-func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData, p concur.UserPage) (*logical.Response, error) {
+func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	p concur.UserPage) (*logical.Response, error) {
 	if _, ok := d.GetOk("start_index"); ok {
-		return fieldError("start_index", "pages a search by user_name, employee_number or external_id; the list of all users pages with cursor"), nil
+		return fieldError("start_index", "pages a search by user_name, employee_number or external_id; "+
+			"the list of all users pages with cursor"), nil
 	}
 	if raw, ok := d.GetOk("count"); ok {
 		if p.Count = raw.(int); p.Count < 1 || p.Count > maxRosterCount {

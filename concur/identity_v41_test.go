@@ -97,7 +97,8 @@ func TestSimGetUserV41(t *testing.T) {
 	if loc, _ := meta["location"].(string); !strings.HasSuffix(loc, "/profile/identity/v4.1/Users/"+id) {
 		t.Errorf("meta.location %q: not read through v4.1", loc)
 	}
-	if _, err := e.client.GetUser(e.ctx, tok.Geolocation, tok.AccessToken, id, concur.UserQuery{Version: "v9"}); concur.ClassOf(err) != concur.ClassInvalidRequest {
+	_, err = e.client.GetUser(e.ctx, tok.Geolocation, tok.AccessToken, id, concur.UserQuery{Version: "v9"})
+	if concur.ClassOf(err) != concur.ClassInvalidRequest {
 		t.Errorf("unknown version: %v", err)
 	}
 }
@@ -124,7 +125,8 @@ func TestSimLandingZone(t *testing.T) {
 	if _, err := e.client.ListUsers(e.ctx, again.Geolocation, again.AccessToken, concur.UserPage{Count: 1}); err != nil {
 		t.Errorf("Identity at the geolocation: %v", err)
 	}
-	if _, err := e.client.ListUsers(e.ctx, glz, again.AccessToken, concur.UserPage{Count: 1}); concur.ClassOf(err) != concur.ClassInvalidRequest {
+	_, err = e.client.ListUsers(e.ctx, glz, again.AccessToken, concur.UserPage{Count: 1})
+	if concur.ClassOf(err) != concur.ClassInvalidRequest {
 		t.Errorf("Identity at GLZ: %v, want Concur's 404", err)
 	}
 }

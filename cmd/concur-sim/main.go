@@ -75,8 +75,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&c.geolocation, "geolocation", "", "geolocation value put in token responses (default: the data centre's own URL)")
-	fs.StringVar(&c.dataCenters, "data-centers", concurtest.DefaultDataCenter, "comma-separated data-centre names; the first is served on --listen, "+
-		"the others on free loopback ports. \""+concurtest.LandingZone+"\" is the Global Landing Zone (see above)")
+	fs.StringVar(&c.dataCenters, "data-centers", concurtest.DefaultDataCenter,
+		"comma-separated data-centre names; the first is served on --listen, the others on free loopback ports. "+
+			"\""+concurtest.LandingZone+"\" is the Global Landing Zone (see above)")
 	fs.StringVar(&c.companyDC, "company-data-center", "", "data centre the company lives in (default: the first that is not "+
 		concurtest.LandingZone+"); others answer code 16")
 	fs.BoolVar(&c.landingZoneServesAll, "landing-zone-serves-all", false, "the landing zone also answers refresh grants, Identity and "+

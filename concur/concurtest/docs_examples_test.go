@@ -106,7 +106,8 @@ func docsExamples(s *Server) []docsExample {
 			body: "client_id=" + testClient + "&client_secret=" + testSecret + "&grant_type=password&username=" + testCompany +
 				"&password=" + s.NewRequestToken(testClient, testCompany) + "&credtype=authtoken",
 			check: func(t *testing.T, r reply) {
-				for _, k := range []string{"expires_in", "scope", "token_type", "access_token", "refresh_token", "refresh_expires_in", "geolocation", "id_token"} {
+				for _, k := range []string{"expires_in", "scope", "token_type", "access_token", "refresh_token",
+					"refresh_expires_in", "geolocation", "id_token"} {
 					if _, ok := r.body[k]; !ok {
 						t.Errorf("no %s in %s", k, r.raw)
 					}
@@ -148,17 +149,20 @@ func docsExamples(s *Server) []docsExample {
 					t.Errorf("startIndex %v", r.body["startIndex"])
 				}
 			}},
-		{name: "v4 filter userName", source: "D-ID4", method: http.MethodGet, header: map[string]string{"Authorization": "BEARER {token}", "Accept": "application/json"},
-			path: usersPath + "?filter=" + url.QueryEscape(`userName eq "`+sample.UserName+`"`), status: 200, check: listCheck(1, 1, false)},
+		{name: "v4 filter userName", source: "D-ID4", method: http.MethodGet,
+			header: map[string]string{"Authorization": "BEARER {token}", "Accept": "application/json"},
+			path:   usersPath + "?filter=" + url.QueryEscape(`userName eq "`+sample.UserName+`"`), status: 200, check: listCheck(1, 1, false)},
 		{name: "v4 filter employeeNumber", source: "D-ID4", method: http.MethodGet,
-			path: usersPath + "?filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`), status: 200, check: listCheck(1, 1, false)},
+			path:   usersPath + "?filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`),
+			status: 200, check: listCheck(1, 1, false)},
 		{name: "v4 list count=20", source: "D-ID4 Retrieve Users", method: http.MethodGet, path: usersPath + "?count=20", status: 200,
 			check: listCheck(docsUsers, 20, false)},
 		{name: "v4 filter employeeNumber with companyId", source: "D-ID4 parameters (companyId with employeeNumber)", method: http.MethodGet,
 			path:   usersPath + "?companyId=" + testCompany + "&filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`),
 			status: 200, check: listCheck(1, 1, false)},
 		{name: "v4 filter with another company's companyId", source: "D-ID4 parameters (companyId)", method: http.MethodGet,
-			path:   usersPath + "?companyId=3df11695-e8bb-40ff-8e98-c85913ab2789&filter=" + url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`),
+			path: usersPath + "?companyId=3df11695-e8bb-40ff-8e98-c85913ab2789&filter=" +
+				url.QueryEscape(`employeeNumber eq "`+sample.EmployeeNumber+`"`),
 			status: 200, check: listCheck(0, 0, false)},
 		{name: "password grant, bad request token", source: "D-AUTH / D-COMP error example (code 5)", method: http.MethodPost,
 			path: "/oauth2/v0/token", header: map[string]string{"Content-Type": form}, noToken: true, status: 400,
@@ -204,7 +208,8 @@ func docsExamples(s *Server) []docsExample {
 					t.Errorf("detail %v", r.body["detail"])
 				}
 			}},
-		{name: "v4.1 list", source: "D-ID41 Retrieve Users", method: http.MethodGet, path: usersPathV41, header: map[string]string{"Accept": "application/json"},
+		{name: "v4.1 list", source: "D-ID41 Retrieve Users", method: http.MethodGet, path: usersPathV41,
+			header: map[string]string{"Accept": "application/json"},
 			status: 200, check: func(t *testing.T, r reply) {
 				listCheck(docsUsers, DefaultUserCountV41, true)(t, r)
 				if _, has := r.body["startIndex"]; has {
@@ -213,7 +218,8 @@ func docsExamples(s *Server) []docsExample {
 			}},
 		{name: "v4.1 list count=20", source: "D-ID41 Retrieve Users", method: http.MethodGet, path: usersPathV41 + "?count=20", status: 200,
 			check: listCheck(docsUsers, 20, true)},
-		{name: "v4.1 list attributes", source: "D-ID41 Retrieve Users", method: http.MethodGet, path: usersPathV41 + "?attributes=id,active,emails",
+		{name: "v4.1 list attributes", source: "D-ID41 Retrieve Users", method: http.MethodGet,
+			path:   usersPathV41 + "?attributes=id,active,emails",
 			status: 200, check: func(t *testing.T, r reply) {
 				u := r.body["Resources"].([]any)[0].(map[string]any)
 				for k := range u {
@@ -276,13 +282,16 @@ func docsExamples(s *Server) []docsExample {
 			listCheck(john, john, false)),
 		sr("search co and pr", `not(name.givenName co "admin") and name.givenName pr`, `"count":1000`, 200,
 			listCheck(docsUsers, docsUsers, false)),
-		sr("search combined or of groupings", `name[givenName eq "John" and familyName eq "Smith"] or name[givenName eq "Ada" and familyName eq "Lovelace"]`,
+		sr("search combined or of groupings",
+			`name[givenName eq "John" and familyName eq "Smith"] or name[givenName eq "Ada" and familyName eq "Lovelace"]`,
 			`"count":1000`, 200, listCheck(adaLovelace, adaLovelace, false)),
 		sr("search dates", `meta.lastModified gt "2011-05-13T04:42:34Z"`, `"count":1000`, 200, listCheck(docsUsers, docsUsers, false)),
 		sr("limit: not in a multi-valued grouping", `emails[not(type eq "work")]`, "", 400, refusedFilter),
 		sr("limit: ne in a multi-valued grouping", `addresses[type ne "work"]`, "", 400, refusedFilter),
-		sr("limit: or nested in a multi-valued grouping", `emails[value ew "@sap.com" and (type eq "home" or type eq "work")]`, "", 400, refusedFilter),
-		sr("limit: duplicate attribute in a multi-valued grouping", `emails[value ew "@concur.com" and value ew "@sap.com"]`, "", 400, refusedFilter),
+		sr("limit: or nested in a multi-valued grouping", `emails[value ew "@sap.com" and (type eq "home" or type eq "work")]`, "",
+			400, refusedFilter),
+		sr("limit: duplicate attribute in a multi-valued grouping", `emails[value ew "@concur.com" and value ew "@sap.com"]`, "",
+			400, refusedFilter),
 		sr("limit: duplicate attribute, sw and ew", `emails[value sw "C" and value ew "S"]`, "", 400, refusedFilter),
 		{name: "search without schemas", source: "D-SRCH (schemas is required)", method: http.MethodPost, path: search, header: v41,
 			body: `{"filter":"active eq true"}`, status: 400, check: func(t *testing.T, r reply) { wantMessages(t, r) }},
