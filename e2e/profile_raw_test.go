@@ -60,4 +60,27 @@ func TestProfileRawResponseKeysStayData(t *testing.T) {
 			t.Errorf("GET %s: data.user = %v, want the user with its attributes as plain data", path, u)
 		}
 	}
+
+	// The roster (issue 11 point 3) through real Vault: one page per read,
+	// users nested under "users", next_cursor to go on.
+	page, err := c.Logical().ReadWithDataWithContext(ctxT(t, time.Minute), mountPath+"/profile", map[string][]string{"count": {"2"}})
+	if err != nil || page == nil {
+		t.Fatalf("roster page: %v", err)
+	}
+	users, _ := page.Data["users"].([]any)
+	next, _ := page.Data["next_cursor"].(string)
+	if len(users) != 2 || next == "" {
+		t.Fatalf("roster page 1: %d users, next_cursor %q", len(users), next)
+	}
+	page, err = c.Logical().ReadWithDataWithContext(ctxT(t, time.Minute), mountPath+"/profile",
+		map[string][]string{"count": {"2"}, "cursor": {next}})
+	if err != nil || page == nil {
+		t.Fatalf("roster page 2: %v", err)
+	}
+	if users, _ := page.Data["users"].([]any); len(users) != 1 || page.Data["next_cursor"] != "" {
+		t.Fatalf("roster page 2: %v", page.Data)
+	}
+	if _, top := page.Data["http_status_code"]; top {
+		t.Error("an upstream key reached the top level of the roster response")
+	}
 }
