@@ -1,6 +1,7 @@
 // Package concurtest is an in-process simulator of the parts of SAP Concur the
 // plugin talks to: the OAuth2 token endpoint (company request token and refresh
-// grants), Identity v4 user reads, and connection revocation. Nothing in the
+// grants), Identity v4 and v4.1 user reads and searches, and connection
+// revocation. Nothing in the
 // test suite can reach real Concur, so the simulator follows the documented
 // behaviour (see the project's reference notes, sections 2-8 and 11) and offers
 // options wherever the documentation contradicts itself.
