@@ -1,10 +1,10 @@
 // Package concurtest is an in-process simulator of the parts of SAP Concur the
 // plugin talks to: the OAuth2 token endpoint (company request token and refresh
 // grants), Identity v4 and v4.1 user reads and searches, and connection
-// revocation. Nothing in the
-// test suite can reach real Concur, so the simulator follows the documented
-// behaviour (see the project's reference notes, sections 2-8 and 11) and offers
-// options wherever the documentation contradicts itself.
+// revocation. Nothing in the test suite can reach real Concur, so the
+// simulator follows the documented behaviour (see the project's reference
+// notes, sections 2-8 and 11) and offers options wherever the documentation
+// contradicts itself.
 //
 // Every data centre named in Options.DataCenters gets its own listener, so
 // wrong-data-centre answers (code 16) and geolocation changes can be tested
