@@ -462,7 +462,7 @@ func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/_sim/") && s.admin.Load() != nil:
 		s.serveAdmin(rec, r)
-	case !known, h.dc.isLandingZone() && ep != EndpointToken && !s.opts.LandingZoneServesAll:
+	case !known, h.dc.isLandingZone() && (ep == EndpointUsers || ep == EndpointConnections) && !s.opts.LandingZoneServesAll:
 		// The landing zone issues tokens; APIs live at the token's geolocation.
 		writeGatewayError(rec, http.StatusNotFound, "NOT_FOUND", "no such endpoint", r.URL.Path, s.Clock.Now())
 	default:
