@@ -163,7 +163,7 @@ func BenchmarkProfileRead(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		resp, err := e.b.HandleRequest(ctx, req)
-		if err != nil || resp == nil || resp.Data["id"] != id {
+		if err != nil || resp == nil || resp.Data["user"].(map[string]any)["id"] != id {
 			b.Fatal(err, resp)
 		}
 	}
@@ -216,7 +216,7 @@ func BenchmarkProfileReadOverhead(b *testing.B) {
 			t0 := time.Now()
 			if (i+j)%2 == 0 {
 				resp, err := e.b.HandleRequest(ctx, req)
-				if err != nil || resp == nil || resp.Data["id"] != id {
+				if err != nil || resp == nil || resp.Data["user"].(map[string]any)["id"] != id {
 					b.Fatal(err, resp)
 				}
 				viaEngine += time.Since(t0)

@@ -173,6 +173,13 @@ func FuzzProfileSearchFields(f *testing.F) {
 			t.Fatalf("%d Identity requests", len(qs))
 		}
 		q, _ := url.ParseQuery(qs[0])
+		if !external {
+			// employeeNumber goes with the configured company's companyId.
+			if q.Get("companyId") != testCompany {
+				t.Fatalf("employeeNumber sent without companyId %s: %v", testCompany, q)
+			}
+			q.Del("companyId")
+		}
 		filter := q.Get("filter")
 		prefix := attr + ` eq "`
 		if len(q) != 1 || !strings.HasPrefix(filter, prefix) || !strings.HasSuffix(filter, `"`) {

@@ -426,6 +426,11 @@ func hostileCases() []hostileCase {
 					return
 				}
 				q, _ := url.ParseQuery(qs[0])
+				// employeeNumber goes with the configured company's companyId.
+				if q.Get("companyId") != testCompany {
+					h.t.Errorf("Concur got query %v, without companyId %s", q, testCompany)
+				}
+				q.Del("companyId")
 				if len(q) != 1 || q.Get("filter") != `employeeNumber eq "1&count=1000&filter=userName pr"` {
 					h.t.Errorf("Concur got query %v", q)
 				}

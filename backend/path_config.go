@@ -28,7 +28,8 @@ const pathConfigHelpSynopsis = "Configure the Concur app credentials and company
 const pathConfigHelpDescription = `
 Write the app's credentials, the company UUID, and either a company request
 token (request_token, valid 24 hours, from Concur's Company Request Token
-tool) or an existing company refresh token (refresh_token). The engine calls
+tool) or an existing company refresh token (refresh_token, with the
+geolocation Concur named with it when known). The engine calls
 Concur at once and only reports success, and stores anything, once Concur has
 issued a working token. Request tokens are exchanged and never stored.
 
@@ -96,6 +97,14 @@ func pathConfig(b *backend) *framework.Path {
 				DisplayAttrs: &framework.DisplayAttributes{
 					Name:      "Company refresh token",
 					Sensitive: true,
+				},
+			},
+			"geolocation": {
+				Type: framework.TypeString,
+				Description: "With refresh_token: the geolocation Concur named with it (SAP's tutorial keeps it in " +
+					"refreshTokenObjectFile.json). The refresh grant that checks the token goes there; it must match allowed_hosts.",
+				DisplayAttrs: &framework.DisplayAttributes{
+					Name: "Geolocation of the refresh token",
 				},
 			},
 			"base_url": {
@@ -270,6 +279,10 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := allow.Check(cfg.BaseURL); err != nil {
 		return fieldError("base_url", "%s is not allowed by allowed_hosts %v", cfg.BaseURL, cfg.AllowedHosts), nil
 	}
+	refreshBase, resp := refreshTokenGeolocation(d, refreshToken, allow, cfg.BaseURL)
+	if resp != nil {
+		return resp, nil
+	}
 	bootstrapping := !requestToken.IsZero() || !refreshToken.IsZero()
 	if prev != nil && !bootstrapping {
 		if cfg.ClientID != prev.Config.ClientID || cfg.CompanyUUID != prev.Config.CompanyUUID {
@@ -293,7 +306,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			b.metrics.grant(grantExchange, err)
 		} else {
 			field = "refresh_token"
-			tok, err = client.Refresh(ctx, cfg.BaseURL, cfg.credentials(), refreshToken)
+			tok, err = client.Refresh(ctx, refreshBase, cfg.credentials(), refreshToken)
 			b.metrics.grant(grantRefresh, err)
 		}
 		if err != nil {
@@ -419,6 +432,30 @@ func tokenFields(d *framework.FieldData) (requestToken, refreshToken concur.Secr
 		resp = logical.ErrorResponse("request_token, refresh_token: give one or the other, not both")
 	}
 	return
+}
+
+// refreshTokenGeolocation is where the refresh grant checking an imported
+// refresh token goes: the geolocation given with it (checked against the
+// allow-list), or base_url.
+func refreshTokenGeolocation(d *framework.FieldData, refreshToken concur.Secret, allow *concur.HostAllowList, baseURL string) (string, *logical.Response) {
+	raw, ok := d.GetOk("geolocation")
+	if !ok {
+		return baseURL, nil
+	}
+	if refreshToken.IsZero() {
+		return "", fieldError("geolocation", "goes with refresh_token (it names where that token lives)")
+	}
+	if len(raw.(string)) > maxPatternLength {
+		return "", fieldError("geolocation", "is longer than %d characters", maxPatternLength)
+	}
+	geo, err := concur.NormalizeBaseURL(raw.(string))
+	if err != nil {
+		return "", fieldError("geolocation", "%v", err)
+	}
+	if err := allow.Check(geo); err != nil {
+		return "", fieldError("geolocation", "%s is not allowed by allowed_hosts", geo)
+	}
+	return geo, nil
 }
 
 // checkPrintable refuses values that cannot be credentials or ids.

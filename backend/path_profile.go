@@ -14,7 +14,9 @@ import (
 )
 
 const (
-	maxProfileCount  = 100 // Identity v4's page-size limit
+	maxProfileCount  = 100  // Identity v4's page-size limit (filtered searches)
+	maxRosterCount   = 1000 // Identity v4.1's page-size limit (the roster)
+	maxCursorLength  = 4096
 	maxAttributes    = 64
 	maxFilterValue   = 256
 	maxAttributeName = 200
@@ -57,14 +59,23 @@ func truncate(s string, n int) string {
 const pathProfileHelpSynopsis = "Read users from Concur Identity v4 with the company token."
 
 const pathProfileHelpDescription = `
-profile/<user-uuid> returns one Identity v4 user, exactly as Concur sends it
-(id, userName, name, emails, the enterprise extension, ...), limited to what
-the app's identity.user.* scopes allow. attributes and excluded_attributes
-(comma lists) narrow it.
+profile/<user-uuid> returns {"user": <the Identity v4 user>}, the user
+exactly as Concur sends it (id, userName, name, emails, the enterprise
+extension, ...), limited to what the app's identity.user.* scopes allow.
+attributes and excluded_attributes (comma lists) narrow it. The user is
+nested so that no attribute Concur sends can be taken by Vault for one of
+its own response keys.
 
 profile with exactly one of user_name, employee_number or external_id finds
-the matching users: total_results, start_index, items_per_page and users.
-count (1-100, default 10) and start_index (from 1) page through them.
+the matching users (Identity v4): total_results, start_index, items_per_page
+and users. count (1-100, default 10) and start_index (from 1) page through
+them.
+
+profile with none of them lists the company's users one page at a time
+(Identity v4.1): total_results, items_per_page, users and next_cursor.
+count (1-1000, default 100) sets the page size; pass next_cursor back as
+cursor for the next page. next_cursor is "" on the last page. Each read is
+one page: nothing reads all pages at once.
 
 Apps that may read profiles never see the bearer token. If Concur refuses the
 token before it expires, the engine renews it once and retries once.
@@ -93,8 +104,11 @@ func pathProfile(b *backend) []*framework.Path {
 		"user_name":       {Type: framework.TypeString, Query: true, Description: "Find the user with this userName (login id)."},
 		"employee_number": {Type: framework.TypeString, Query: true, Description: "Find users with this employeeNumber."},
 		"external_id":     {Type: framework.TypeString, Query: true, Description: "Find users with this externalId."},
-		"count":           {Type: framework.TypeInt, Query: true, Description: "Page size, 1 to 100 (Concur's default: 10)."},
-		"start_index":     {Type: framework.TypeInt, Query: true, Description: "1-based index of the first result (default 1)."},
+		"count": {Type: framework.TypeInt, Query: true,
+			Description: "Page size: 1 to 100 with a filter (Concur's default: 10), 1 to 1000 without (default: 100)."},
+		"start_index": {Type: framework.TypeInt, Query: true, Description: "With a filter: 1-based index of the first result (default 1)."},
+		"cursor": {Type: framework.TypeString, Query: true,
+			Description: "Without a filter: the next_cursor of the previous page (empty for the first page)."},
 	}
 	for k, v := range projection {
 		byID[k] = v
@@ -122,7 +136,7 @@ func pathProfile(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:     b.pathProfileSearch,
-					Summary:      "Find Identity v4 users by user_name, employee_number or external_id.",
+					Summary:      "Find users by user_name, employee_number or external_id, or list them all page by page.",
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "search", OperationSuffix: "profiles"},
 				},
 			},
@@ -146,14 +160,17 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	}
 	q := concur.UserQuery{Attributes: attrs, ExcludedAttributes: excluded}
 	var user map[string]any
-	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
-		user, err = c.GetUser(ctx, host, token, strings.ToLower(id), q)
+	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+		user, err = a.client.GetUser(ctx, a.host, a.token, strings.ToLower(id), q)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: user}, nil
+	// Nested under a fixed key: a top-level key from Concur such as
+	// http_status_code or http_raw_body would switch Vault to its raw
+	// response mode and let upstream data set the status and body.
+	return &logical.Response{Data: map[string]any{"user": user}}, nil
 }
 
 func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -166,7 +183,9 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 	}
 	f := concur.UserFilter{Attributes: attrs, ExcludedAttributes: excluded}
 	var given []string
-	for field, attr := range map[string]string{"user_name": concur.FilterUserName, "employee_number": concur.FilterEmployeeNumber, "external_id": concur.FilterExternalID} {
+	filters := map[string]string{"user_name": concur.FilterUserName, "employee_number": concur.FilterEmployeeNumber,
+		"external_id": concur.FilterExternalID}
+	for field, attr := range filters {
 		if raw, ok := d.GetOk(field); ok {
 			v := raw.(string)
 			if v == "" || len(v) > maxFilterValue {
@@ -179,8 +198,21 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 			f.Attribute, f.Value = attr, v
 		}
 	}
-	if len(given) != 1 {
-		return logical.ErrorResponse("user_name, employee_number, external_id: give exactly one"), nil
+	switch len(given) {
+	case 0:
+		return b.profileRoster(ctx, req, d, concur.UserPage{Attributes: attrs, ExcludedAttributes: excluded})
+	case 1:
+		return b.profileFind(ctx, req, d, f)
+	}
+	return logical.ErrorResponse("user_name, employee_number, external_id: give at most one"), nil
+}
+
+// profileFind is the filtered search (Identity v4, startIndex paging).
+func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	f concur.UserFilter) (*logical.Response, error) {
+	if _, ok := d.GetOk("cursor"); ok {
+		return fieldError("cursor", "pages the list of all users; a search by user_name, employee_number or external_id "+
+			"pages with start_index"), nil
 	}
 	if raw, ok := d.GetOk("count"); ok {
 		if f.Count = raw.(int); f.Count < 1 || f.Count > maxProfileCount {
@@ -193,34 +225,91 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 		}
 	}
 	var list *concur.UserList
-	err := b.withBearer(ctx, req.Storage, func(c *concur.Client, host string, token concur.Secret) (err error) {
-		list, err = c.FindUsers(ctx, host, token, f)
+	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+		if f.Attribute == concur.FilterEmployeeNumber {
+			// The v4 reference marks companyId required with employeeNumber.
+			f.CompanyID = a.company
+		}
+		list, err = a.client.FindUsers(ctx, a.host, a.token, f)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	users := make([]any, 0, len(list.Resources))
-	for _, u := range list.Resources {
-		users = append(users, u)
-	}
 	return &logical.Response{Data: map[string]any{
 		"total_results":  list.TotalResults,
 		"start_index":    list.StartIndex,
 		"items_per_page": list.ItemsPerPage,
-		"users":          users,
+		"users":          userSlice(list),
 	}}, nil
+}
+
+// profileRoster reads one page of the company's users (Identity v4.1,
+// cursor paging), so apps can sync a roster without holding a token.
+func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData,
+	p concur.UserPage) (*logical.Response, error) {
+	if _, ok := d.GetOk("start_index"); ok {
+		return fieldError("start_index", "pages a search by user_name, employee_number or external_id; "+
+			"the list of all users pages with cursor"), nil
+	}
+	if raw, ok := d.GetOk("count"); ok {
+		if p.Count = raw.(int); p.Count < 1 || p.Count > maxRosterCount {
+			return fieldError("count", "must be between 1 and %d", maxRosterCount), nil
+		}
+	}
+	if raw, ok := d.GetOk("cursor"); ok {
+		p.Cursor = raw.(string)
+		if len(p.Cursor) > maxCursorLength || strings.IndexFunc(p.Cursor, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return fieldError("cursor", "must be the next_cursor of a previous page (up to %d printable characters)", maxCursorLength), nil
+		}
+	}
+	var list *concur.UserList
+	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+		list, err = a.client.ListUsers(ctx, a.host, a.token, p)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{
+		"total_results":  list.TotalResults,
+		"items_per_page": list.ItemsPerPage,
+		"users":          userSlice(list),
+		"next_cursor":    list.NextCursor,
+	}}, nil
+}
+
+func userSlice(list *concur.UserList) []any {
+	users := make([]any, 0, len(list.Resources))
+	for _, u := range list.Resources {
+		users = append(users, u)
+	}
+	return users
+}
+
+// bearer is what an Identity call needs: the client, the host to call, the
+// access token and the company it belongs to.
+type bearer struct {
+	client  *concur.Client
+	host    string
+	token   concur.Secret
+	company string
+}
+
+func bearerOf(sv *served) bearer {
+	return bearer{client: sv.client, host: sv.state.Token.Geolocation,
+		token: concur.NewSecret(sv.state.Token.AccessToken), company: sv.state.Config.CompanyUUID}
 }
 
 // withBearer calls Concur with the current access token. If Concur refuses
 // the token before its expiry (401/403), the token is renewed once and the
 // call retried once.
-func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(c *concur.Client, host string, token concur.Secret) error) error {
+func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(bearer) error) error {
 	sv, err := b.tokens.usable(ctx, s, minServeTTL)
 	if err != nil {
 		return err
 	}
-	err = call(sv.client, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken))
+	err = call(bearerOf(sv))
 	if !concur.IsUnauthorized(err) {
 		if err != nil {
 			return upstreamError(err)
@@ -236,7 +325,7 @@ func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(c
 	if sv, err = b.tokens.usable(ctx, s, minServeTTL); err != nil {
 		return err
 	}
-	if err = call(sv.client, sv.state.Token.Geolocation, concur.NewSecret(sv.state.Token.AccessToken)); err != nil {
+	if err = call(bearerOf(sv)); err != nil {
 		return upstreamError(err)
 	}
 	return nil

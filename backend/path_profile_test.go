@@ -16,15 +16,16 @@ func TestProfileByID(t *testing.T) {
 	user := e.sim.Users(testCompany)[2]
 
 	resp := e.mustOK(logical.ReadOperation, "profile/"+user.ID, nil)
-	if resp.Data["id"] != user.ID || resp.Data["userName"] != user.UserName {
-		t.Errorf("got id %v userName %v, want %s %s", resp.Data["id"], resp.Data["userName"], user.ID, user.UserName)
+	got := profileUser(t, resp)
+	if got["id"] != user.ID || got["userName"] != user.UserName {
+		t.Errorf("got id %v userName %v, want %s %s", got["id"], got["userName"], user.ID, user.UserName)
 	}
-	if _, ok := resp.Data["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]; !ok {
-		t.Errorf("the enterprise extension is missing: %v", resp.Data)
+	if _, ok := got["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]; !ok {
+		t.Errorf("the enterprise extension is missing: %v", got)
 	}
 
 	resp = e.mustOK(logical.ReadOperation, "profile/"+user.ID, map[string]any{"attributes": "userName"})
-	if _, ok := resp.Data["emails"]; ok {
+	if _, ok := profileUser(t, resp)["emails"]; ok {
 		t.Errorf("attributes=userName still returned emails")
 	}
 }
@@ -59,7 +60,10 @@ func TestProfileBadInputNamesTheField(t *testing.T) {
 		{"profile/../../oauth2/v0/token", nil, "id"},
 		{"profile/3df11695-e8bb-40ff-8e98-c85913ab2789?x=1", nil, "id"},
 		{"profile/3df11695-e8bb-40ff-8e98-c85913ab2789%2F..", nil, "id"},
-		{"profile", nil, "user_name, employee_number, external_id"},
+		{"profile", map[string]any{"count": 1001}, "count"},
+		{"profile", map[string]any{"start_index": 2}, "start_index"},
+		{"profile", map[string]any{"cursor": "a b"}, "cursor"},
+		{"profile", map[string]any{"user_name": "a", "cursor": "abc"}, "cursor"},
 		{"profile", map[string]any{"user_name": "a", "external_id": "b"}, "user_name, employee_number, external_id"},
 		{"profile", map[string]any{"user_name": ""}, "user_name"},
 		{"profile", map[string]any{"user_name": "a", "count": 500}, "count"},
@@ -96,7 +100,7 @@ func TestProfileRefreshesOnceWhenConcurRejectsTheToken(t *testing.T) {
 			e.sim.InjectFault(concurtest.EndpointUsers, 1, concurtest.Fault{Kind: concurtest.FaultStatus, Status: status})
 			before := e.sim.GrantCalls("refresh_token")
 			resp := e.mustOK(logical.ReadOperation, "profile/"+user.ID, nil)
-			if resp.Data["id"] != user.ID {
+			if profileUser(t, resp)["id"] != user.ID {
 				t.Errorf("retry did not return the user")
 			}
 			if got := e.sim.GrantCalls("refresh_token") - before; got != 1 {
@@ -143,5 +147,115 @@ func TestRotate(t *testing.T) {
 	}
 	if resp, _ := e.request(logical.UpdateOperation, "rotate", map[string]any{"force": true}); resp == nil || !resp.IsError() {
 		t.Errorf("unknown field accepted on rotate")
+	}
+}
+
+// profileUser is the user of a profile/<id> response, which nests it under "user".
+func profileUser(t testing.TB, resp *logical.Response) map[string]any {
+	t.Helper()
+	if len(resp.Data) != 1 {
+		t.Fatalf("profile response has keys %v, want only \"user\"", resp.Data)
+	}
+	u, ok := resp.Data["user"].(map[string]any)
+	if !ok {
+		t.Fatalf("profile response: user is %T, want an object", resp.Data["user"])
+	}
+	return u
+}
+
+// TestProfileUpstreamKeysCannotSteerVault covers issue 10 point 7: a user
+// carrying Vault's raw-response keys must come back as data, nested under
+// "user", never as top-level keys Vault would act on.
+func TestProfileUpstreamKeysCannotSteerVault(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 3})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[1]
+	hostile := map[string]any{
+		logical.HTTPStatusCode:                307,
+		logical.HTTPContentType:               "text/html",
+		logical.HTTPRawBody:                   "<script>x</script>",
+		logical.HTTPRawBodyAlreadyJSONDecoded: true,
+		logical.HTTPCacheControlHeader:        "public",
+		logical.HTTPPragmaHeader:              "cache",
+		logical.HTTPWWWAuthenticateHeader:     "Basic",
+	}
+	if !e.sim.SetUserAttributes(testCompany, user.ID, hostile) {
+		t.Fatal("simulator does not know the user")
+	}
+	for _, path := range []string{"profile/" + user.ID} {
+		resp := e.mustOK(logical.ReadOperation, path, nil)
+		for k := range hostile {
+			if _, top := resp.Data[k]; top {
+				t.Errorf("%s: upstream key %s reached the top level of the response", path, k)
+			}
+		}
+		got := profileUser(t, resp)
+		if got[logical.HTTPStatusCode] != float64(307) && got[logical.HTTPStatusCode] != 307 {
+			t.Errorf("%s: the user's own %s attribute was lost: %v", path, logical.HTTPStatusCode, got[logical.HTTPStatusCode])
+		}
+	}
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"user_name": user.UserName})
+	for k := range hostile {
+		if _, top := resp.Data[k]; top {
+			t.Errorf("profile search: upstream key %s reached the top level", k)
+		}
+	}
+}
+
+// Issue 11 point 3: profile without a filter pages through the company's
+// users (Identity v4.1, count and cursor in, next_cursor out), one Concur
+// call per read.
+func TestProfileRosterPagesWithCursor(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 25})
+	e.bootstrap()
+	seen := map[any]bool{}
+	data := map[string]any{"count": 10, "attributes": "userName"}
+	for page := 1; ; page++ {
+		before := e.sim.Calls(concurtest.EndpointUsers)
+		resp := e.mustOK(logical.ReadOperation, "profile", data)
+		if got := e.sim.Calls(concurtest.EndpointUsers) - before; got != 1 {
+			t.Fatalf("page %d took %d Identity calls, want 1", page, got)
+		}
+		if resp.Data["total_results"] != 25 {
+			t.Fatalf("total_results %v", resp.Data["total_results"])
+		}
+		for _, u := range resp.Data["users"].([]any) {
+			seen[u.(map[string]any)["id"]] = true
+		}
+		next := resp.Data["next_cursor"].(string)
+		if next == "" {
+			if page != 3 {
+				t.Errorf("%d pages, want 3", page)
+			}
+			break
+		}
+		if page > 3 {
+			t.Fatal("paging does not end")
+		}
+		data["cursor"] = next
+	}
+	if len(seen) != 25 {
+		t.Errorf("%d distinct users, want 25", len(seen))
+	}
+	// Filters keep working as before (Identity v4, start_index paging).
+	user := e.sim.Users(testCompany)[3]
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"employee_number": user.EmployeeNumber})
+	if resp.Data["start_index"] != 1 || len(resp.Data["users"].([]any)) != 1 {
+		t.Errorf("filtered search: %v", resp.Data)
+	}
+	if _, has := resp.Data["next_cursor"]; has {
+		t.Error("a filtered search has no cursor")
+	}
+}
+
+// An employee_number search sends companyId, so it also works where Concur
+// reads the v4 reference strictly (companyId required with employeeNumber).
+func TestProfileEmployeeNumberSendsCompanyID(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 5, RequireCompanyID: true})
+	e.bootstrap()
+	user := e.sim.Users(testCompany)[2]
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"employee_number": user.EmployeeNumber})
+	if users := resp.Data["users"].([]any); len(users) != 1 || users[0].(map[string]any)["id"] != user.ID {
+		t.Errorf("employee_number search: %v", resp.Data)
 	}
 }

@@ -12,9 +12,19 @@ import (
 )
 
 const (
-	identityUsersPath = "/profile/identity/v4/Users"
-	connectionsPath   = "/app-mgmt/v0/connections"
-	maxUserCount      = 100 // Identity v4 page-size limit
+	identityUsersPath    = "/profile/identity/v4/Users"
+	identityUsersPathV41 = "/profile/identity/v4.1/Users"
+	connectionsPath      = "/app-mgmt/v0/connections"
+	maxUserCount         = 100  // Identity v4 page-size limit
+	maxUserCountV41      = 1000 // Identity v4.1 page-size limit
+	maxCursorLength      = 4096
+	schemaSearchRequest  = "urn:ietf:params:scim:api:messages:concur:2.0:SearchRequest"
+)
+
+// Operation names of the Identity v4.1 calls, in *Error.Op.
+const (
+	opListUsers   = "list users"
+	opSearchUsers = "search users"
 )
 
 // RevokeConnection revokes every refresh token of the token's principal for
@@ -28,18 +38,27 @@ func (c *Client) RevokeConnection(ctx context.Context, baseURL string, accessTok
 	return c.do(ctx, c.bearerRequest(op, http.MethodDelete, u, accessToken, func(http.Header, []byte) error { return nil }))
 }
 
-// GetUser reads one Identity v4 user; id must be a UUID.
+// GetUser reads one Identity user (v4, or v4.1 when q.Version says so); id
+// must be a UUID.
 func (c *Client) GetUser(ctx context.Context, baseURL string, accessToken Secret, id string, q UserQuery) (map[string]any, error) {
 	op := opGetUser
 	if err := ValidateUserID(id); err != nil {
 		return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: err}
 	}
-	u, err := c.apiURL(op, baseURL, accessToken, identityUsersPath+"/"+id)
+	users := identityUsersPath
+	switch q.Version {
+	case "", IdentityV4:
+	case IdentityV41:
+		users = identityUsersPathV41
+	default:
+		return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: fmt.Errorf("unknown Identity version %q", cleanText(q.Version))}
+	}
+	u, err := c.apiURL(op, baseURL, accessToken, users+"/"+id)
 	if err != nil {
 		return nil, err
 	}
 	// Set RawPath too, so the id is escaped even if validation ever loosens.
-	u.RawPath = identityUsersPath + "/" + url.PathEscape(id)
+	u.RawPath = users + "/" + url.PathEscape(id)
 	v := url.Values{}
 	addList(v, "attributes", q.Attributes)
 	addList(v, "excludedAttributes", q.ExcludedAttributes)
@@ -76,23 +95,128 @@ func (c *Client) FindUsers(ctx context.Context, baseURL string, accessToken Secr
 	if f.StartIndex != 0 {
 		v.Set("startIndex", strconv.Itoa(f.StartIndex))
 	}
+	if f.CompanyID != "" {
+		if err := ValidateUserID(f.CompanyID); err != nil {
+			return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: errors.New("companyId is not a UUID")}
+		}
+		v.Set("companyId", f.CompanyID)
+	}
 	addList(v, "attributes", f.Attributes)
 	addList(v, "excludedAttributes", f.ExcludedAttributes)
 	u.RawQuery = v.Encode()
 
-	var list *UserList
-	err = c.do(ctx, c.bearerRequest(op, http.MethodGet, u, accessToken, func(_ http.Header, b []byte) error {
-		var l UserList
-		if err := json.Unmarshal(b, &l); err != nil {
-			return errors.New("malformed user list response")
-		}
-		list = &l
-		return nil
-	}))
+	return c.userList(ctx, c.bearerRequest(op, http.MethodGet, u, accessToken, nil))
+}
+
+// ListUsers reads one page of the company's users from Identity v4.1
+// (GET /profile/identity/v4.1/Users with count and cursor). Pass the
+// returned NextCursor to get the next page; "" means this was the last.
+func (c *Client) ListUsers(ctx context.Context, baseURL string, accessToken Secret, p UserPage) (*UserList, error) {
+	op := opListUsers
+	if err := checkPage(p.Count, p.Cursor); err != nil {
+		return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: err}
+	}
+	u, err := c.apiURL(op, baseURL, accessToken, identityUsersPathV41)
 	if err != nil {
 		return nil, err
 	}
+	v := url.Values{}
+	if p.Count != 0 {
+		v.Set("count", strconv.Itoa(p.Count))
+	}
+	if p.Cursor != "" {
+		v.Set("cursor", p.Cursor)
+	}
+	addList(v, "attributes", p.Attributes)
+	addList(v, "excludedAttributes", p.ExcludedAttributes)
+	u.RawQuery = v.Encode()
+	return c.userList(ctx, c.bearerRequest(op, http.MethodGet, u, accessToken, nil))
+}
+
+// SearchUsers runs an Identity v4.1 search (POST /Users/.search with a
+// SearchRequest body). Concur parses the filter; its refusals come back as
+// ClassInvalidRequest errors carrying Concur's messages.
+func (c *Client) SearchUsers(ctx context.Context, baseURL string, accessToken Secret, r SearchRequest) (*UserList, error) {
+	op := opSearchUsers
+	if err := checkPage(r.Count, r.Cursor); err != nil {
+		return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: err}
+	}
+	u, err := c.apiURL(op, baseURL, accessToken, identityUsersPathV41+"/.search")
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(searchRequestBody{
+		Schemas: []string{schemaSearchRequest}, Filter: r.Filter, Count: r.Count, Cursor: r.Cursor,
+		Attributes: trimmed(r.Attributes), ExcludedAttributes: trimmed(r.ExcludedAttributes),
+	})
+	if err != nil {
+		return nil, &Error{Op: op, Class: ClassInvalidRequest, Err: err}
+	}
+	req := c.bearerRequest(op, http.MethodPost, u, accessToken, nil)
+	req.header.Set("Content-Type", "application/json")
+	// A search reads; sending it again after a lost answer changes nothing.
+	req.body = body
+	return c.userList(ctx, req)
+}
+
+type searchRequestBody struct {
+	Schemas            []string `json:"schemas"`
+	Filter             string   `json:"filter,omitempty"`
+	Attributes         []string `json:"attributes,omitempty"`
+	ExcludedAttributes []string `json:"excludedAttributes,omitempty"`
+	Count              int      `json:"count,omitempty"`
+	Cursor             string   `json:"cursor,omitempty"`
+}
+
+// userList runs r and decodes a SCIM ListResponse. The cursor of the next
+// page is nextCursor; older docs call it continuationToken.
+func (c *Client) userList(ctx context.Context, r *request) (*UserList, error) {
+	var list *UserList
+	r.onSuccess = func(_ http.Header, b []byte) error {
+		var l struct {
+			UserList
+			ContinuationToken string `json:"continuationToken"`
+		}
+		if err := json.Unmarshal(b, &l); err != nil {
+			return errors.New("malformed user list response")
+		}
+		if l.NextCursor == "" {
+			l.NextCursor = l.ContinuationToken
+		}
+		l.NextCursor = strings.TrimSpace(l.NextCursor)
+		list = &l.UserList
+		return nil
+	}
+	if err := c.do(ctx, r); err != nil {
+		return nil, err
+	}
 	return list, nil
+}
+
+// checkPage bounds a v4.1 page request.
+func checkPage(count int, cursor string) error {
+	if count < 0 || count > maxUserCountV41 {
+		return fmt.Errorf("count %d is outside 1..%d", count, maxUserCountV41)
+	}
+	if len(cursor) > maxCursorLength {
+		return fmt.Errorf("cursor is longer than %d characters", maxCursorLength)
+	}
+	for _, r := range cursor {
+		if r <= ' ' || r > '~' {
+			return errors.New("cursor contains characters a Concur cursor never has")
+		}
+	}
+	return nil
+}
+
+func trimmed(items []string) []string {
+	var kept []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			kept = append(kept, it)
+		}
+	}
+	return kept
 }
 
 func (c *Client) apiURL(op, baseURL string, accessToken Secret, path string) (*url.URL, error) {
@@ -127,13 +251,7 @@ func (c *Client) bearerRequest(op, method string, u *url.URL, accessToken Secret
 }
 
 func addList(v url.Values, key string, items []string) {
-	var kept []string
-	for _, it := range items {
-		if it = strings.TrimSpace(it); it != "" {
-			kept = append(kept, it)
-		}
-	}
-	if len(kept) > 0 {
+	if kept := trimmed(items); len(kept) > 0 {
 		v.Set(key, strings.Join(kept, ","))
 	}
 }

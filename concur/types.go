@@ -5,8 +5,11 @@ import (
 )
 
 // DefaultBaseURL is the host of the first company-token request when the
-// operator names none. Later calls go to the geolocation Concur returns.
-const DefaultBaseURL = "https://us.api.concursolutions.com"
+// operator names none: the Global Landing Zone, where the Authentication
+// reference (since January 2025) sends the password grant with
+// credtype=authtoken. It answers with the company's geolocation, and later
+// calls go there. Older setups may still name us.api.concursolutions.com.
+const DefaultBaseURL = "https://glz.api.concursolutions.com"
 
 // DefaultAllowedHost is where tokens may be sent when the operator names nothing.
 const DefaultAllowedHost = "https://*.concursolutions.com"
@@ -50,8 +53,37 @@ type Token struct {
 	Warnings []string
 }
 
-// UserQuery narrows the attributes of an Identity v4 user read.
+// Identity API versions for UserQuery.Version.
+const (
+	IdentityV4  = "v4"
+	IdentityV41 = "v4.1"
+)
+
+// UserQuery narrows the attributes of an Identity user read.
 type UserQuery struct {
+	Attributes         []string
+	ExcludedAttributes []string
+	// Version is IdentityV4 ("" too) or IdentityV41.
+	Version string
+}
+
+// UserPage asks for one page of the company's users (Identity v4.1 GET
+// /Users): no filter, cursor paging.
+type UserPage struct {
+	// Count is the page size (1..1000; 0 means Concur's default of 100).
+	Count int
+	// Cursor is the previous page's NextCursor; "" asks for the first page.
+	Cursor             string
+	Attributes         []string
+	ExcludedAttributes []string
+}
+
+// SearchRequest is an Identity v4.1 search (POST /Users/.search); Filter
+// is a SCIM filter expression ("" lists everyone).
+type SearchRequest struct {
+	Filter             string
+	Count              int // 1..1000; 0 means Concur's default of 100
+	Cursor             string
 	Attributes         []string
 	ExcludedAttributes []string
 }
@@ -70,16 +102,23 @@ type UserFilter struct {
 	// Count is the page size (1..100; 0 means Concur's default of 10).
 	Count int
 	// StartIndex is 1-based (0 means Concur's default of 1).
-	StartIndex         int
+	StartIndex int
+	// CompanyID, when set, is sent as companyId: the v4 reference marks it
+	// required together with employeeNumber (other pages and captures
+	// filter by employeeNumber alone).
+	CompanyID          string
 	Attributes         []string
 	ExcludedAttributes []string
 }
 
-// UserList is the SCIM ListResponse of Identity v4.
+// UserList is the SCIM ListResponse of Identity v4 and v4.1.
 type UserList struct {
-	Schemas      []string         `json:"schemas"`
-	TotalResults int              `json:"totalResults"`
+	Schemas      []string `json:"schemas"`
+	TotalResults int      `json:"totalResults"`
+	// StartIndex is 0 when the answer has none (Identity v4.1 GET lists).
 	StartIndex   int              `json:"startIndex"`
 	ItemsPerPage int              `json:"itemsPerPage"`
 	Resources    []map[string]any `json:"Resources"`
+	// NextCursor (v4.1) fetches the next page; "" on the last page.
+	NextCursor string `json:"nextCursor"`
 }

@@ -70,8 +70,8 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || prof == nil {
 		t.Fatalf("read concur/profile/%s: %v", u.ID, err)
 	}
-	if prof.Data["id"] != u.ID || prof.Data["userName"] != u.UserName {
-		t.Errorf("profile by id: got id=%v userName=%v, want %s %s", prof.Data["id"], prof.Data["userName"], u.ID, u.UserName)
+	if pu, _ := prof.Data["user"].(map[string]any); pu["id"] != u.ID || pu["userName"] != u.UserName {
+		t.Errorf("profile by id: got user %v, want id %s userName %s", prof.Data, u.ID, u.UserName)
 	}
 	list, err := c.Logical().ReadWithData("concur/profile", map[string][]string{"user_name": {u.UserName}})
 	if err != nil || list == nil {

@@ -74,7 +74,13 @@ path "concur/profile/*" { capabilities = ["read"] }`,
 			check("read concur/creds", tc.want.creds, err, func() bool { return sec != nil && accessToken(sec) != "" })
 
 			prof, err := c.Logical().Read("concur/profile/" + user.ID)
-			check("read concur/profile/<id>", tc.want.profileByID, err, func() bool { return prof != nil && prof.Data["id"] == user.ID })
+			check("read concur/profile/<id>", tc.want.profileByID, err, func() bool {
+				if prof == nil {
+					return false
+				}
+				pu, _ := prof.Data["user"].(map[string]any)
+				return pu["id"] == user.ID
+			})
 
 			list, err := c.Logical().ReadWithData("concur/profile", map[string][]string{"user_name": {user.UserName}})
 			check("read concur/profile user_name=...", tc.want.profileSearch, err, func() bool { return list != nil && list.Data["users"] != nil })

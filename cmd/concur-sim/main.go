@@ -52,6 +52,7 @@ type config struct {
 	tlsCert, tlsKey, geolocation                string
 	dataCenters, companyDC, scopes              string
 	expiresAsStrings, rejectCharset             bool
+	landingZoneServesAll, requireCompanyID      bool
 	refreshErrorStatus, unauthorizedStatus      int
 }
 
@@ -84,7 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("concur-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage of concur-sim:")
+		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
 		fmt.Fprint(fs.Output(), adminHelp)
 	}
@@ -103,8 +104,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&c.geolocation, "geolocation", "", "geolocation value put in token responses (default: the data centre's own URL)")
-	fs.StringVar(&c.dataCenters, "data-centers", concurtest.DefaultDataCenter, "comma-separated data-centre names; the first is served on --listen, the others on free loopback ports")
-	fs.StringVar(&c.companyDC, "company-data-center", "", "data centre the company lives in (default: the first); others answer code 16")
+	fs.StringVar(&c.dataCenters, "data-centers", concurtest.DefaultDataCenter,
+		"comma-separated data-centre names; the first is served on --listen, the others on free loopback ports. "+
+			"\""+concurtest.LandingZone+"\" is the Global Landing Zone (see above)")
+	fs.StringVar(&c.companyDC, "company-data-center", "", "data centre the company lives in (default: the first that is not "+
+		concurtest.LandingZone+"); others answer code 16")
+	fs.BoolVar(&c.landingZoneServesAll, "landing-zone-serves-all", false, "the landing zone also answers refresh grants, Identity and "+
+		"revocation for any company (the other reading of the docs)")
+	fs.BoolVar(&c.requireCompanyID, "require-company-id", false, "Identity v4 answers 400 to an employeeNumber filter without companyId "+
+		"(the strict reading of the v4 reference)")
 	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes of the client (default: openid and every identity.user.*.read)")
 	fs.BoolVar(&c.expiresAsStrings, "expires-as-strings", false, "send expires_in and refresh_expires_in as numeric strings")
 	fs.BoolVar(&c.rejectCharset, "reject-charset", false, "answer code 135 to a form Content-Type with a charset")
@@ -129,6 +137,23 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	return c, nil
 }
+
+const usageHeader = `Usage: concur-sim [flags]
+
+Runs the SAP Concur simulator: the OAuth2 token endpoint, Identity v4 and
+v4.1 and connection revocation, one loopback listener per data centre.
+
+Landing zone: name a data centre "` + concurtest.LandingZone + `" (for example
+--data-centers ` + concurtest.LandingZone + `,us2,eu2) to get the Global Landing Zone, where Concur's
+Authentication reference sends the company password grant (credtype=authtoken).
+It answers that grant for a company of any data centre, with the company's
+geolocation; other data centres answer code 16 for companies not theirs.
+Refresh grants belong at the geolocation: the landing zone answers them with
+code 16 naming it, and API paths there are 404, unless
+--landing-zone-serves-all. No company lives in the landing zone.
+
+Flags:
+`
 
 func splitList(v string) []string {
 	var out []string
@@ -166,6 +191,9 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		UnauthorizedStatus: c.unauthorizedStatus,
 		Users:              c.users,
 		Logf:               logger.Printf,
+
+		LandingZoneServesAll: c.landingZoneServesAll,
+		RequireCompanyID:     c.requireCompanyID,
 	}
 	if c.users == 0 {
 		opts.Users = -1 // the flag says 0 users; Options treats 0 as "default"
@@ -190,9 +218,9 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		fmt.Fprintln(stderr, "concur-sim:", err)
 		return 1
 	}
-	if c.companyDC != "" && s.URLOf(c.companyDC) == "" {
+	if c.companyDC != "" && (s.URLOf(c.companyDC) == "" || c.companyDC == concurtest.LandingZone) {
 		s.Close()
-		fmt.Fprintf(stderr, "concur-sim: --company-data-center %q is not in --data-centers\n", c.companyDC)
+		fmt.Fprintf(stderr, "concur-sim: --company-data-center %q is not a data centre of --data-centers a company can live in\n", c.companyDC)
 		return 2
 	}
 	s.AddClient(c.clientID, c.clientSecret, splitList(c.scopes)...)
@@ -213,7 +241,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		fmt.Fprintf(stderr, "concur-sim: data centre %s at %s\n", dc, s.URLOf(dc))
 	}
 	fmt.Fprintf(stderr, "concur-sim: client id %s, company %s (lives in %s)\n", c.clientID, c.companyUUID,
-		firstNonEmpty(c.companyDC, s.DataCenters()[0]))
+		s.DataCenterOf(c.companyUUID))
 	fmt.Fprintf(stdout, "concur-sim listening on %s\n", s.URL)
 
 	sig := <-stop
@@ -227,11 +255,4 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		s.Close()
 	}
 	return 0
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

@@ -226,6 +226,13 @@ func TestRunSeededTokensAndDataCenters(t *testing.T) {
 	if status, body := postJSON(t, c, us2+"/oauth2/v0/token", pw); status != 200 {
 		t.Fatalf("given request token: %d %v", status, body)
 	}
+	// The landing zone answers the company grant itself, naming us2.
+	if status, body := postJSON(t, c, s.url+"/oauth2/v0/token", pw); status != 200 || body["geolocation"] != us2 {
+		t.Fatalf("password grant at GLZ: %d %v, want 200 naming %s", status, body, us2)
+	}
+	if !strings.Contains(s.stderr.String(), "lives in us2") {
+		t.Errorf("the company's data centre is not logged:\n%s", s.stderr.String())
+	}
 	s.shutdown(t)
 }
 
@@ -255,6 +262,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"--no-such-flag"},
 		{"extra-arg"},
 		{"--listen", "127.0.0.1:0", "--data-centers", "us2", "--company-data-center", "eu9"},
+		{"--listen", "127.0.0.1:0", "--data-centers", "glz,us2", "--company-data-center", "glz"},
 	} {
 		var stderr lockedBuffer
 		if code := run(args, io.Discard, &stderr, make(chan os.Signal)); code != 2 {
@@ -263,7 +271,8 @@ func TestRunBadFlags(t *testing.T) {
 	}
 	var stderr lockedBuffer
 	if code := run([]string{"--help"}, io.Discard, &stderr, nil); code != 0 || !strings.Contains(stderr.String(), "-request-token") ||
-		!strings.Contains(stderr.String(), "oauth-error") || !strings.Contains(stderr.String(), "dead_refresh_token_presented") {
+		!strings.Contains(stderr.String(), "oauth-error") || !strings.Contains(stderr.String(), "dead_refresh_token_presented") ||
+		!strings.Contains(stderr.String(), "Landing zone") || !strings.Contains(stderr.String(), "-landing-zone-serves-all") {
 		t.Errorf("--help: exit %d\n%s", code, stderr.String())
 	}
 	// A busy address is an error, not a hang.

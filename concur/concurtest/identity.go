@@ -7,15 +7,30 @@ import (
 	"strings"
 )
 
-const usersPath = "/profile/identity/v4/Users"
-
-// Identity v4 paging limits (reference 7.3).
+// Identity paths (reference 7.3): v4 and v4.1 share the user resource.
 const (
-	DefaultUserCount = 10
-	MaxUserCount     = 100
+	usersPath    = "/profile/identity/v4/Users"
+	usersPathV41 = "/profile/identity/v4.1/Users"
+	searchSuffix = "/.search"
 )
 
-// scimError writes the SCIM error shape of reference 7.5 (status is a string).
+// Identity paging limits (reference 7.3, D-SRCH).
+const (
+	DefaultUserCount    = 10
+	MaxUserCount        = 100
+	DefaultUserCountV41 = 100
+	MaxUserCountV41     = 1000
+)
+
+// SCIM message schemas of Identity v4.1 bodies.
+const (
+	SchemaSearchRequest = "urn:ietf:params:scim:api:messages:concur:2.0:SearchRequest"
+	SchemaConcurError   = "urn:ietf:params:scim:api:messages:concur:2.0:Error"
+)
+
+// scimError writes the SCIM error shape of reference 7.5 (status is a
+// string). A 400 carries Concur's messages extension, as the docs' example
+// of an invalid attribute path does.
 func scimError(w http.ResponseWriter, status int, scimType, detail string) {
 	body := map[string]any{
 		"schemas": []any{SchemaError},
@@ -25,13 +40,74 @@ func scimError(w http.ResponseWriter, status int, scimType, detail string) {
 	if scimType != "" {
 		body["scimType"] = scimType
 	}
+	if status == http.StatusBadRequest {
+		body["schemas"] = []any{SchemaError, SchemaConcurError}
+		body[SchemaConcurError] = map[string]any{"messages": []any{
+			map[string]any{"code": "INVALID_INPUT", "message": detail, "type": "error"},
+		}}
+	}
 	writeJSON(w, status, body)
 }
 
-// handleUsers serves GET /profile/identity/v4/Users and /Users/{id}.
+// identityRoute is a parsed Identity request path.
+type identityRoute struct {
+	base string // usersPath or usersPathV41
+	kind string // "list", "user" or "search"
+	id   string
+}
+
+func (rt identityRoute) v41() bool { return rt.base == usersPathV41 }
+
+// parseIdentityPath recognises /Users, /Users/ (the trailing slash of the
+// Identity v4 reference example and SAP's sample client is the list too),
+// /Users/{id} and, on v4.1, /Users/.search.
+func parseIdentityPath(path string) (identityRoute, bool) {
+	for _, base := range []string{usersPath, usersPathV41} {
+		rest, ok := strings.CutPrefix(path, base)
+		switch {
+		case !ok:
+			continue
+		case rest == "" || rest == "/":
+			return identityRoute{base: base, kind: "list"}, true
+		case rest == searchSuffix && base == usersPathV41:
+			return identityRoute{base: base, kind: "search"}, true
+		case strings.HasPrefix(rest, "/"):
+			return identityRoute{base: base, kind: "user", id: rest[1:]}, true
+		}
+	}
+	return identityRoute{}, false
+}
+
+// identityCall is one authenticated Identity request.
+type identityCall struct {
+	s       *Server
+	route   identityRoute
+	company string
+	users   []*simUser
+	allowed map[string]bool
+	manager *simUser
+	dcURL   string
+}
+
+// resource renders a user as this version shows it, before projection.
+func (ic *identityCall) resource(u *simUser) map[string]any {
+	return u.resource(ic.dcURL+ic.route.base, ic.manager)
+}
+
+func (ic *identityCall) render(u *simUser, proj projection) map[string]any {
+	return proj.apply(ic.resource(u))
+}
+
+// handleUsers serves Identity v4 and v4.1: GET /Users[/], GET /Users/{id},
+// and POST /profile/identity/v4.1/Users/.search.
 func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
+	rt, _ := parseIdentityPath(r.URL.Path)
+	method := http.MethodGet
+	if rt.kind == "search" {
+		method = http.MethodPost
+	}
+	if r.Method != method {
+		w.Header().Set("Allow", method)
 		scimError(w, http.StatusMethodNotAllowed, "", "method not allowed")
 		return
 	}
@@ -46,47 +122,81 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
 		writeGatewayError(w, http.StatusForbidden, "FORBIDDEN", "insufficient scope", r.URL.Path, s.Clock.Now())
 		return
 	}
-	q := r.URL.Query()
-	attrs, err := parseAttrList(q.Get("attributes"))
-	if err != nil {
-		scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
-		return
-	}
-	excluded, err := parseAttrList(q.Get("excludedAttributes"))
-	if err != nil {
-		scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
-		return
-	}
-	proj := projection{allowed: allowed, attrs: attrs, excluded: excluded}
-
 	s.mu.Lock()
 	users := s.usersLocked(tok.company)
 	s.mu.Unlock()
-	var manager *simUser
-	if len(users) > 0 {
-		manager = users[0]
+	for _, k := range extraAttributeNames(users) {
+		allowed[k] = true
 	}
-	render := func(u *simUser) map[string]any { return proj.apply(u.resource(c.dc.url, manager)) }
+	ic := &identityCall{s: s, route: rt, company: tok.company, users: users, allowed: allowed, dcURL: c.dc.url}
+	if len(users) > 0 {
+		ic.manager = users[0]
+	}
+	switch {
+	case rt.kind == "user":
+		ic.getUser(w, r)
+	case rt.kind == "search":
+		ic.search(w, r)
+	case rt.v41():
+		ic.listV41(w, r)
+	default:
+		ic.listV4(w, r)
+	}
+}
 
-	if id, single := strings.CutPrefix(r.URL.Path, usersPath+"/"); single {
-		if !isUUID(id) {
-			scimError(w, http.StatusBadRequest, "invalidValue", "Invalid user id ["+id+"]: not a UUID")
-			return
+// queryProjection reads attributes and excludedAttributes from the query.
+func (ic *identityCall) queryProjection(w http.ResponseWriter, r *http.Request) (projection, bool) {
+	q := r.URL.Query()
+	return ic.projection(w, q.Get("attributes"), q.Get("excludedAttributes"))
+}
+
+func (ic *identityCall) projection(w http.ResponseWriter, attributes, excludedAttributes string) (projection, bool) {
+	attrs, err := parseAttrList(attributes)
+	if err == nil {
+		var excluded []attrPath
+		if excluded, err = parseAttrList(excludedAttributes); err == nil {
+			return projection{allowed: ic.allowed, attrs: attrs, excluded: excluded}, true
 		}
-		for _, u := range users {
-			if strings.EqualFold(u.ID, id) {
-				writeJSON(w, http.StatusOK, render(u))
-				return
-			}
-		}
-		scimError(w, http.StatusNotFound, "", "User not found: "+id)
+	}
+	scimError(w, http.StatusBadRequest, "invalidValue", err.Error())
+	return projection{}, false
+}
+
+func (ic *identityCall) getUser(w http.ResponseWriter, r *http.Request) {
+	proj, ok := ic.queryProjection(w, r)
+	if !ok {
 		return
 	}
+	id := ic.route.id
+	if !isUUID(id) {
+		scimError(w, http.StatusBadRequest, "invalidValue", "Invalid user id ["+id+"]: not a UUID")
+		return
+	}
+	for _, u := range ic.users {
+		if strings.EqualFold(u.ID, id) {
+			writeJSON(w, http.StatusOK, ic.render(u, proj))
+			return
+		}
+	}
+	scimError(w, http.StatusNotFound, "", "User not found: "+id)
+}
 
+// listV4 is GET /profile/identity/v4/Users: filter, startIndex, count.
+func (ic *identityCall) listV4(w http.ResponseWriter, r *http.Request) {
+	proj, ok := ic.queryProjection(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
 	match := func(*simUser) bool { return true }
+	var err error
 	if f := q.Get("filter"); f != "" {
 		if match, err = parseFilter(f); err != nil {
 			scimError(w, http.StatusBadRequest, "invalidFilter", err.Error())
+			return
+		}
+		if ic.s.opts.RequireCompanyID && q.Get("companyId") == "" && strings.Contains(strings.ToLower(f), "employeenumber") {
+			scimError(w, http.StatusBadRequest, "invalidValue", "companyId is required when filtering by employeeNumber")
 			return
 		}
 	}
@@ -105,14 +215,14 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
 	start = max(start, 1)
 	count = min(max(count, 0), MaxUserCount)
 	var matched []*simUser
-	for _, u := range users {
-		if match(u) {
+	for _, u := range ic.users {
+		if match(u) && ic.inCompany(q.Get("companyId")) {
 			matched = append(matched, u)
 		}
 	}
 	resources := []any{}
 	for i := start - 1; i < len(matched) && len(resources) < count; i++ {
-		resources = append(resources, render(matched[i]))
+		resources = append(resources, ic.render(matched[i], proj))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"schemas":      []any{SchemaListResponse},
@@ -121,6 +231,12 @@ func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
 		"itemsPerPage": len(resources),
 		"Resources":    resources,
 	})
+}
+
+// inCompany applies the optional companyId parameter of the v4 list (both
+// doc versions list it): the token only ever sees its own company.
+func (ic *identityCall) inCompany(companyID string) bool {
+	return companyID == "" || strings.EqualFold(companyID, ic.company)
 }
 
 func intParam(q map[string][]string, name string, def int) (int, error) {

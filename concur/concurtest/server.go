@@ -1,13 +1,16 @@
 // Package concurtest is an in-process simulator of the parts of SAP Concur the
 // plugin talks to: the OAuth2 token endpoint (company request token and refresh
-// grants), Identity v4 user reads, and connection revocation. Nothing in the
-// test suite can reach real Concur, so the simulator follows the documented
-// behaviour (see the project's reference notes, sections 2-8 and 11) and offers
-// options wherever the documentation contradicts itself.
+// grants), Identity v4 and v4.1 user reads and searches, and connection
+// revocation. Nothing in the test suite can reach real Concur, so the
+// simulator follows the documented behaviour (see the project's reference
+// notes, sections 2-8 and 11) and offers options wherever the documentation
+// contradicts itself.
 //
 // Every data centre named in Options.DataCenters gets its own listener, so
 // wrong-data-centre answers (code 16) and geolocation changes can be tested
-// with real URLs.
+// with real URLs. A data centre named LandingZone ("glz") is the Global
+// Landing Zone: no company lives there, and it answers the company password
+// grant for companies of every data centre (see Options.LandingZoneServesAll).
 package concurtest
 
 import (
@@ -60,7 +63,29 @@ type Options struct {
 	// TLSConfig, when set, serves HTTPS with this configuration (it must hold
 	// a certificate); it implies TLS. Used by cmd/concur-sim for --tls-cert.
 	TLSConfig *tls.Config
+
+	// LandingZoneServesAll picks the other reading of the docs for the
+	// landing zone. By default GLZ answers only what the Authentication
+	// reference sends there (the password grant with credtype=authtoken,
+	// answered with the company's geolocation); a refresh grant gets code 16
+	// naming the company's data centre, as any data centre answers for a
+	// company that is not its own, and API paths are 404, because refreshes
+	// and API calls belong at the token's geolocation. With this set, GLZ is
+	// a global front door that also answers refresh grants, Identity and
+	// revocation for any company (as us.api answered for a us2 company in
+	// SAP's 2023 tutorial run).
+	LandingZoneServesAll bool
+
+	// RequireCompanyID picks the strict reading of the Identity v4
+	// reference, which marks companyId "required, if employeeNumber is
+	// used": an employeeNumber filter without companyId is a 400. By default
+	// (other pages, SAP's captures) employeeNumber works alone.
+	RequireCompanyID bool
 }
+
+// LandingZone is the data-centre name of the Global Landing Zone
+// (https://glz.api.concursolutions.com).
+const LandingZone = "glz"
 
 // Defaults for zero Options fields.
 const (
@@ -109,6 +134,17 @@ type dataCenter struct {
 	ln      net.Listener
 	srv     *http.Server
 	handler http.Handler
+
+	callsMu sync.Mutex
+	calls   map[Endpoint]int // requests per endpoint, for CallsAt
+}
+
+func (dc *dataCenter) isLandingZone() bool { return dc.name == LandingZone }
+
+func (dc *dataCenter) count(ep Endpoint) {
+	dc.callsMu.Lock()
+	defer dc.callsMu.Unlock()
+	dc.calls[ep]++
 }
 
 // NewServer starts a simulator listening on 127.0.0.1 (one port per data
@@ -172,6 +208,9 @@ func newServer(first net.Listener, opts Options) (*Server, error) {
 		}
 		seen[n] = true
 	}
+	if len(seen) == 1 && seen[LandingZone] {
+		return nil, fmt.Errorf("the landing zone %q needs a data centre for companies to live in", LandingZone)
+	}
 
 	s := &Server{
 		Clock:         opts.Clock,
@@ -205,7 +244,7 @@ func newServer(first net.Listener, opts Options) (*Server, error) {
 				return nil, err
 			}
 		}
-		dc := &dataCenter{name: name}
+		dc := &dataCenter{name: name, calls: map[Endpoint]int{}}
 		scheme := "http"
 		if tlsConf != nil {
 			scheme = "https"
@@ -329,6 +368,49 @@ func (s *Server) HandlerFor(dataCenter string) http.Handler {
 	return nil
 }
 
+// CallsAt returns how many requests for ep the named data centre received
+// (faulted ones included) since it started.
+func (s *Server) CallsAt(dataCenter string, ep Endpoint) int {
+	dc := s.dcByName(dataCenter)
+	if dc == nil {
+		return 0
+	}
+	dc.callsMu.Lock()
+	defer dc.callsMu.Unlock()
+	return dc.calls[ep]
+}
+
+// DataCenterOf names the data centre a company lives in ("" if unknown).
+func (s *Server) DataCenterOf(companyUUID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.companies[companyUUID]; c != nil {
+		return c.dc
+	}
+	return ""
+}
+
+// homeDataCenter is where companies live unless told otherwise: the first
+// data centre that is not the landing zone.
+func (s *Server) homeDataCenter() *dataCenter {
+	for _, dc := range s.dcs {
+		if !dc.isLandingZone() {
+			return dc
+		}
+	}
+	return s.dcs[0] // unreachable: newServer refuses a landing zone alone
+}
+
+// answersGrant reports whether dc runs grant for a company: its own data
+// centre always; the landing zone the company password grant, and refresh
+// grants too under LandingZoneServesAll. Everyone else answers code 16.
+func (s *Server) answersGrant(dc *dataCenter, co *company, grant string) bool {
+	if co.dc == dc.name {
+		return true
+	}
+	return dc.isLandingZone() && (grant == "password" || s.opts.LandingZoneServesAll)
+}
+
 func (s *Server) dcByName(name string) *dataCenter {
 	for _, dc := range s.dcs {
 		if dc.name == name {
@@ -382,7 +464,8 @@ func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/_sim/") && s.admin.Load() != nil:
 		s.serveAdmin(rec, r)
-	case !known:
+	case !known, h.dc.isLandingZone() && (ep == EndpointUsers || ep == EndpointConnections) && !s.opts.LandingZoneServesAll:
+		// The landing zone issues tokens; APIs live at the token's geolocation.
 		writeGatewayError(rec, http.StatusNotFound, "NOT_FOUND", "no such endpoint", r.URL.Path, s.Clock.Now())
 	default:
 		if ep == EndpointToken {
@@ -396,6 +479,7 @@ func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		grant, refresh := peekGrant(r, c.body)
 		c.grant = grant
 		s.counters.call(ep, grant, refresh)
+		h.dc.count(ep)
 		outcome = s.serveWithFaults(rec, r, ep, c)
 	}
 
@@ -428,7 +512,8 @@ func route(path string) (Endpoint, bool) {
 		return EndpointConnections, true
 	case path == "/oauth2/v0/jwks":
 		return EndpointJWKS, true
-	case path == usersPath || strings.HasPrefix(path, usersPath+"/"):
+	}
+	if _, ok := parseIdentityPath(path); ok {
 		return EndpointUsers, true
 	}
 	return "", false

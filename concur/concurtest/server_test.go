@@ -166,10 +166,15 @@ func TestNewServerOnAndDataCenters(t *testing.T) {
 	}
 	s.AddClient(testClient, testSecret)
 	s.AddCompany(testCompany, "us2")
-	// Reference 4.2: the company-token grant may go to GLZ first and be redirected.
+	// Reference 4.2: the company-token grant goes to GLZ, which answers with
+	// the company's geolocation; another data centre redirects (code 16).
 	r := postForm(t, s, s.URL, passwordForm(testCompany, s.NewRequestToken(testClient, testCompany)))
+	if r.status != http.StatusOK || r.body["geolocation"] != s.URLOf("us2") {
+		t.Fatalf("GLZ grant: %s", r.raw)
+	}
+	r = postForm(t, s, s.URLOf("eu2"), passwordForm(testCompany, s.NewRequestToken(testClient, testCompany)))
 	if r.code() != CodeWrongDataCenter || r.body["geolocation"] != s.URLOf("us2") {
-		t.Fatalf("GLZ redirect: %s", r.raw)
+		t.Fatalf("eu2 redirect: %s", r.raw)
 	}
 	if _, err := NewServerOn(nil, Options{}); err == nil {
 		t.Error("nil listener accepted")

@@ -94,15 +94,16 @@ func (s *Server) SetClientEnabled(id string, enabled bool) {
 	}
 }
 
-// AddCompany registers a company at a data centre ("" -> the first). Calling
-// it again for a known company moves it (its geolocation changes). It panics
-// on an unknown data centre name: that is a bug in the test.
+// AddCompany registers a company at a data centre ("" -> the first that is
+// not the landing zone). Calling it again for a known company moves it (its
+// geolocation changes). It panics on an unknown data centre name or the
+// landing zone: that is a bug in the test.
 func (s *Server) AddCompany(companyUUID, dataCenter string) {
 	if dataCenter == "" {
-		dataCenter = s.dcs[0].name
+		dataCenter = s.homeDataCenter().name
 	}
-	if s.dcByName(dataCenter) == nil {
-		panic(fmt.Sprintf("concurtest: unknown data centre %q", dataCenter))
+	if dc := s.dcByName(dataCenter); dc == nil || dc.isLandingZone() {
+		panic(fmt.Sprintf("concurtest: %q is not a data centre companies can live in", dataCenter))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -131,7 +132,7 @@ func (s *Server) SetCompanyEnabled(clientID, companyUUID string, enabled bool) {
 func (s *Server) companyLocked(companyUUID string) *company {
 	c := s.companies[companyUUID]
 	if c == nil {
-		c = &company{uuid: companyUUID, dc: s.dcs[0].name, disabledFor: map[string]bool{}}
+		c = &company{uuid: companyUUID, dc: s.homeDataCenter().name, disabledFor: map[string]bool{}}
 		s.companies[companyUUID] = c
 	}
 	return c

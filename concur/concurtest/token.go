@@ -168,7 +168,7 @@ func (s *Server) passwordGrantLocked(cl *client, form url.Values, c *call) (map[
 	if co == nil {
 		return nil, newOAuthError(http.StatusBadRequest, "invalid_grant", descIncorrectCredential, CodeBadCredentials)
 	}
-	if co.dc != c.dc.name {
+	if !s.answersGrant(c.dc, co, "password") {
 		return nil, s.wrongDC(co, c)
 	}
 	if co.disabledFor[cl.id] {
@@ -206,7 +206,7 @@ func (s *Server) refreshGrantLocked(cl *client, form url.Values, c *call) (map[s
 		return nil, s.badRefresh(s.geolocation(c.dc), c)
 	}
 	co := s.companies[t.company]
-	if co.dc != c.dc.name {
+	if !s.answersGrant(c.dc, co, "refresh_token") {
 		return nil, s.wrongDC(co, c)
 	}
 	if !t.live(now) {
@@ -255,7 +255,8 @@ func (s *Server) geolocation(dc *dataCenter) string {
 // tokenResponseLocked mints an access token and id token and builds the
 // success body of both grants.
 func (s *Server) tokenResponseLocked(cl *client, co *company, refresh *refreshToken, c *call, now time.Time) map[string]any {
-	geo := s.geolocation(c.dc)
+	// The company's data centre, also when the landing zone answered.
+	geo := s.geolocation(s.dcByName(co.dc))
 	exp := now.Add(s.opts.AccessTokenTTL)
 	access := s.signJWT(map[string]any{
 		"sub":            co.uuid,

@@ -35,6 +35,9 @@ type simUser struct {
 	created, modified  time.Time
 	title, costCenter  any // string or nil: real data has many nulls
 	department, mobile any
+	// extra holds top-level attributes set with SetUserAttributes (custom
+	// schema extensions, or hostile keys in tests); they override the rest.
+	extra map[string]any
 }
 
 // companyLabel is a DNS-safe short form of the company UUID for user names.
@@ -94,8 +97,9 @@ func generateUsers(companyUUID string, n int) []*simUser {
 
 // resource renders the full SCIM user (every attribute, before scope
 // filtering and projection) in the shape of reference section 7.4: nulls
-// are present as JSON null, not omitted.
-func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
+// are present as JSON null, not omitted. usersURL is the data centre's
+// Users collection of the version asked (meta.location echoes it).
+func (u *simUser) resource(usersURL string, manager *simUser) map[string]any {
 	display := u.givenName + " " + u.family
 	phones := []any{}
 	if u.mobile != nil {
@@ -105,7 +109,7 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 	if manager != nil && manager != u {
 		mgr = map[string]any{
 			"value":          manager.ID,
-			"$ref":           baseURL + usersPath + "/" + manager.ID,
+			"$ref":           usersURL + "/" + manager.ID,
 			"displayName":    manager.givenName + " " + manager.family,
 			"employeeNumber": manager.EmployeeNumber,
 		}
@@ -114,6 +118,15 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 	if !u.active {
 		termination = u.modified.Format("2006-01-02T15:04:05.000")
 	}
+	full := u.standardAttributes(usersURL, display, phones, mgr, termination)
+	for k, v := range u.extra {
+		full[k] = v
+	}
+	return full
+}
+
+// standardAttributes is the user in the shape of reference section 7.4.
+func (u *simUser) standardAttributes(usersURL, display string, phones []any, mgr, termination any) map[string]any {
 	return map[string]any{
 		"schemas":     []any{SchemaCoreUser, SchemaEnterpriseUser, SchemaSAPUser},
 		"id":          u.ID,
@@ -162,7 +175,7 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 			"created":      u.created.Format("2006-01-02T15:04:05.000000Z"),
 			"lastModified": u.modified.Format("2006-01-02T15:04:05.000000Z"),
 			"version":      4,
-			"location":     baseURL + usersPath + "/" + u.ID,
+			"location":     usersURL + "/" + u.ID,
 		},
 		SchemaEnterpriseUser: map[string]any{
 			"companyId":       u.company,
@@ -180,4 +193,53 @@ func (u *simUser) resource(baseURL string, manager *simUser) map[string]any {
 			"userUuid": u.sapUUID,
 		},
 	}
+}
+
+// SetUserAttributes gives a user extra top-level attributes, as a custom
+// schema extension would (a nil value removes one). The token's scopes do
+// not hide them. Tests use it to send attribute names a proxy must not
+// trust, such as Vault's "http_status_code". It reports whether the user exists.
+func (s *Server) SetUserAttributes(companyUUID, userID string, attrs map[string]any) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	users := s.usersLocked(companyUUID)
+	for i, u := range users {
+		if !strings.EqualFold(u.ID, userID) {
+			continue
+		}
+		// Copy on write: requests render users outside the lock from the
+		// slice they took, so a published user is never changed.
+		changed := *u
+		changed.extra = make(map[string]any, len(u.extra)+len(attrs))
+		for k, v := range u.extra {
+			changed.extra[k] = v
+		}
+		for k, v := range attrs {
+			if v == nil {
+				delete(changed.extra, k)
+			} else {
+				changed.extra[k] = v
+			}
+		}
+		next := append([]*simUser(nil), users...)
+		next[i] = &changed
+		s.users[companyUUID] = next
+		return true
+	}
+	return false
+}
+
+// extraAttributeNames lists the extra attributes any of users carries.
+func extraAttributeNames(users []*simUser) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, u := range users {
+		for k := range u.extra {
+			if !seen[k] {
+				seen[k] = true
+				names = append(names, k)
+			}
+		}
+	}
+	return names
 }
