@@ -304,9 +304,10 @@ func (ts *tokenStore) usable(ctx context.Context, s logical.Storage, need time.D
 	if err := servable(snap.state); err != nil {
 		return nil, err
 	}
+	asked := need
 	need = min(need, readNeedCap(snap.state))
 	if !snap.unsaved && ts.remaining(snap.state) >= need {
-		return &served{state: snap.state, client: snap.client, warnings: stateWarnings(snap.state)}, nil
+		return ts.serve(snap, asked, nil), nil
 	}
 
 	// A renewal is needed. Only the node that may write storage calls
@@ -341,15 +342,25 @@ func (ts *tokenStore) usable(ctx context.Context, s logical.Storage, need time.D
 		}
 		return nil, logical.CodedError(502, "the Concur access token has expired and renewal is backing off after: "+cause)
 	}
+	return ts.serve(snap, asked, renewErr), nil
+}
+
+// serve is what a reader asking for asked gets from snap, with what it
+// should know: the state's warnings, a renewal that did not happen, or less
+// life than asked for.
+func (ts *tokenStore) serve(snap snapshot, asked time.Duration, renewErr error) *served {
 	out := &served{state: snap.state, client: snap.client, warnings: stateWarnings(snap.state)}
+	left := ts.remaining(snap.state)
 	switch {
-	case renewErr != nil && snap.state.Token.LastError == "":
+	case snap.state.Token.LastError != "":
+	case renewErr != nil:
 		// Not recorded in the state (a grant by another instance is in flight, say).
 		out.warnings = append(out.warnings, "renewing the Concur token did not happen (the token served is still valid): "+renewErr.Error())
-	case left < need && renewErr == nil && snap.state.Token.LastError == "":
-		out.warnings = append(out.warnings, fmt.Sprintf("the token has %d seconds left, less than asked for: Concur issues shorter-lived tokens", int(left.Seconds())))
+	case left < asked && asked > minServeTTL: // the reader asked for it (min_ttl)
+		out.warnings = append(out.warnings, fmt.Sprintf("the token has %d seconds left, less than asked for: Concur issues tokens valid for %d seconds",
+			int(left.Seconds()), int(snap.state.Token.ExpiresAt.Sub(snap.state.Token.LastRefreshAt).Seconds())))
 	}
-	return out, nil
+	return out
 }
 
 // readNeedCap is the most life a read may ask for: a token fresh from
@@ -586,9 +597,9 @@ func (ts *tokenStore) withToken(st *engineState, tok *concur.Token, allow *concu
 		t.LastErrorAt = now
 	}
 	if exp := t.RefreshExpiresAt; !exp.IsZero() && exp.Sub(now) < refreshTokenMargin {
-		t.LastError = fmt.Sprintf("Concur did not move the refresh token's expiry forward (it expires %s): "+
-			"renewals for its sake happen at most once a day; write config with a new request_token before it expires",
-			exp.UTC().Format(time.RFC3339))
+		t.LastError = fmt.Sprintf("Concur did not move the refresh token's expiry forward: it expires %s, within %d days "+
+			"even after a renewal; renewals for its sake happen at most once a day; write config with a new request_token before it expires",
+			exp.UTC().Format(time.RFC3339), int(refreshTokenMargin.Hours()/24))
 		t.LastErrorAt = now
 	}
 	if t.Geolocation == "" {
