@@ -72,20 +72,11 @@ func (e *testEnv) requestGivingUp(sent <-chan struct{}, op logical.Operation, pa
 	return err
 }
 
-func (e *testEnv) stored() tokenEntry {
-	e.t.Helper()
-	var st engineState
-	if _, err := getJSON(context.Background(), e.storage, stateStorageKey, &st); err != nil {
-		e.t.Fatal(err)
-	}
-	return st.Token
-}
-
 // assertCustody: storage holds Concur's current refresh token and Concur
 // never saw a dead one.
 func (e *testEnv) assertCustody() {
 	e.t.Helper()
-	if got := e.stored().RefreshToken; got == "" || got != e.currentRefreshToken() {
+	if got := e.storedToken().RefreshToken; got == "" || got != e.currentRefreshToken() {
 		e.t.Errorf("storage does not hold Concur's current refresh token")
 	}
 	if n := e.sim.ErrorCount(108); n != 0 {
@@ -101,7 +92,7 @@ func TestRotateOutlivesItsCaller(t *testing.T) {
 	sent := e.signalTokenCalls()
 	e.bootstrap()
 	drain(sent)
-	before := e.stored().RefreshToken
+	before := e.storedToken().RefreshToken
 	e.holdTokenAnswers(1, 300*time.Millisecond)
 
 	err := e.requestGivingUp(sent, logical.UpdateOperation, "rotate", nil)
@@ -109,11 +100,11 @@ func TestRotateOutlivesItsCaller(t *testing.T) {
 		t.Fatalf("rotate from a caller that gave up: %v, want context.Canceled", err)
 	}
 	e.b.tokens.idle()
-	if e.stored().RefreshToken == before {
+	if e.storedToken().RefreshToken == before {
 		t.Errorf("the grant did not complete after its caller left")
 	}
 	e.assertCustody()
-	if c := e.creds(); c["access_token"] != e.stored().AccessToken {
+	if c := e.creds(); c["access_token"] != e.storedToken().AccessToken {
 		t.Errorf("creds does not serve the stored token")
 	}
 }
@@ -157,14 +148,14 @@ func TestCleanWaitsForGrantInFlight(t *testing.T) {
 	sent := e.signalTokenCalls()
 	e.bootstrap()
 	drain(sent)
-	before := e.stored().RefreshToken
+	before := e.storedToken().RefreshToken
 	e.holdTokenAnswers(1, 300*time.Millisecond)
 
 	done := make(chan error, 1)
 	go func() { _, err := e.request(logical.UpdateOperation, "rotate", nil); done <- err }()
 	<-sent
 	e.b.Cleanup(context.Background())
-	if got := e.stored().RefreshToken; got == before {
+	if got := e.storedToken().RefreshToken; got == before {
 		t.Errorf("Clean returned before the grant in flight stored its result")
 	}
 	e.assertCustody()
@@ -209,7 +200,7 @@ func TestCleanWritesUnsavedTokens(t *testing.T) {
 	if _, err := e.request(logical.UpdateOperation, "rotate", nil); err == nil {
 		t.Fatal("rotate with failing storage succeeded")
 	}
-	if e.stored().RefreshToken == e.currentRefreshToken() {
+	if e.storedToken().RefreshToken == e.currentRefreshToken() {
 		t.Fatal("test setup: storage should still hold the older token")
 	}
 	e.b.Cleanup(context.Background())
@@ -220,7 +211,7 @@ func TestCleanWritesUnsavedTokens(t *testing.T) {
 // change) stands in for a new one while the old one still rotates.
 func (e *testEnv) newInstance() *backend {
 	e.t.Helper()
-	b := newBackend(options{now: e.clock.Now, httpClient: e.b.httpClient, retry: e.b.retry})
+	b := newBackend(options{now: e.b.now, httpClient: e.b.httpClient, retry: e.b.retry})
 	conf := &logical.BackendConfig{
 		Logger:      hclog.New(&hclog.LoggerOptions{Output: e.logs, Level: hclog.Trace, JSONFormat: true}),
 		System:      e.sys,
@@ -311,7 +302,7 @@ func TestExpiredMarkerProceedsWithWarning(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "ended without a stored outcome") {
 		t.Errorf("no warning about the expired marker in the log")
 	}
-	if e.stored().Grant != nil {
+	if e.storedToken().Grant != nil {
 		t.Errorf("the write storing the result did not clear the marker")
 	}
 	e.assertCustody()
@@ -330,7 +321,7 @@ func TestExpiredMarkerAfterLostAnswerIsConcursRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	creds := concur.Credentials{ClientID: testClientID, ClientSecret: concur.NewSecret(testClientSecret)}
-	if _, err := client.Refresh(context.Background(), e.sim.URL, creds, concur.NewSecret(e.stored().RefreshToken)); err != nil {
+	if _, err := client.Refresh(context.Background(), e.sim.URL, creds, concur.NewSecret(e.storedToken().RefreshToken)); err != nil {
 		t.Fatal(err)
 	}
 	e.plantMarker(e.clock.Now().Add(-time.Second))

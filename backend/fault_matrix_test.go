@@ -43,6 +43,8 @@ type mx struct {
 	skew    atomic.Int64
 	// deadline times attempts out while a timeout fault is on.
 	deadline *deadlineTransport
+	// processed hears from heldAnswer that Concur processed a token call.
+	processed chan struct{}
 }
 
 func (m *mx) req(op logical.Operation, path string, data map[string]any) outcome {
@@ -600,7 +602,7 @@ func faultMatrixCases() []matrixCase {
 			sim: rotate, arrange: due, inject: func(m *mx) { m.fault(tokenEP, 10, status(503, "")); m.storage.failAfterMarker(1) }, act: opPeriodic,
 			want: want{code: 200, warn: true, says: []string{"503"}}, check: statusIs(statusDegraded)},
 	}
-	return cs
+	return append(cs, custodyCases()...)
 }
 
 func mustCode(m *mx, o outcome, code int, warn bool) {
@@ -675,7 +677,8 @@ func runMatrixCase(t *testing.T, c matrixCase) {
 	dt := &deadlineTransport{base: e.sim.Client().Transport}
 	e.b.httpClient = &http.Client{Transport: dt}
 	ct := &caseT{}
-	m := &mx{testEnv: e, t: ct, st: &readFailStorage{faultyStorage: e.storage}, door: door, door2: door2, baseURL: e.sim.URL}
+	m := &mx{testEnv: e, t: ct, st: &readFailStorage{faultyStorage: e.storage}, door: door, door2: door2, baseURL: e.sim.URL,
+		processed: make(chan struct{}, 1)}
 	// The engine's clock is Concur's plus a skew that cases may step.
 	e.b.now = func() time.Time { return e.clock.Now().Add(time.Duration(m.skew.Load())) }
 	if door != nil {

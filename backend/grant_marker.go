@@ -45,6 +45,16 @@ func newInstanceID() string {
 	return hex.EncodeToString(b)
 }
 
+// foreignGrantLive: st carries another instance's live marker for its
+// current refresh token.
+func (ts *tokenStore) foreignGrantLive(st *engineState) bool {
+	if st == nil || st.Token.Grant == nil {
+		return false
+	}
+	m := st.Token.Grant
+	return m.Instance != ts.instance && m.RefreshToken == tokenFingerprint(st.Token.RefreshToken) && ts.b.now().Before(m.Until)
+}
+
 // checkMarker refuses to present st's refresh token while another instance's
 // marker for it is live.
 func (ts *tokenStore) checkMarker(st *engineState) error {
@@ -52,7 +62,7 @@ func (ts *tokenStore) checkMarker(st *engineState) error {
 	if m == nil || m.Instance == ts.instance || m.RefreshToken != tokenFingerprint(st.Token.RefreshToken) {
 		return nil
 	}
-	if ts.b.now().Before(m.Until) {
+	if ts.foreignGrantLive(st) {
 		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
 			"another instance of the engine (before a plugin reload or a leader change) has a Concur token call in flight "+
 				"for the current refresh token; not presenting it again before %s", m.Until.UTC().Format(time.RFC3339)))

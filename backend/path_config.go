@@ -290,6 +290,8 @@ func configWriteError(c configChange, err error) (*logical.Response, error) {
 		return nil, logical.ErrReadOnly
 	case errors.As(err, &ce):
 		return bootstrapError(c.bootstrapField(), err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, err // the writer left or timed out; the grant goes on (see tokenStore.run)
 	case errors.As(err, new(logical.HTTPCodedError)):
 		return nil, err
 	case c.bootstraps():

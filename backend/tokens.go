@@ -147,7 +147,9 @@ func (ts *tokenStore) readLocked(ctx context.Context, s logical.Storage) error {
 	} else {
 		ts.state = nil
 	}
-	ts.client, ts.loaded, ts.unsaved = client, true, false
+	// While another instance's grant is in flight, storage is read on each
+	// use: that instance stores its result there any moment.
+	ts.client, ts.loaded, ts.unsaved = client, !ts.foreignGrantLive(ts.state), false
 	return nil
 }
 
@@ -240,7 +242,7 @@ func (ts *tokenStore) run(ctx context.Context, key string, job func(context.Cont
 	case r := <-ch:
 		return r.Err
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("the caller stopped waiting; the Concur token call goes on and its result is stored: %w", ctx.Err())
 	}
 }
 
