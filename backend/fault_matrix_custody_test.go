@@ -90,7 +90,10 @@ func (m *mx) replaceInstance() {
 func replaceWhileGrantInFlight(m *mx) outcome {
 	old := m.b
 	done := make(chan struct{})
-	go func() { defer close(done); _, _ = old.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "rotate", Storage: m.st}) }()
+	go func() {
+		defer close(done)
+		_, _ = old.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "rotate", Storage: m.st})
+	}()
 	<-m.processed
 	m.testEnv.b = m.newInstance()
 	o := opCredsMinTTL(m)
@@ -180,11 +183,15 @@ func custodyCases() []matrixCase {
 			want: want{code: 500, says: gaveUp}, check: all(grantsMade(1), replaced)},
 		{name: "bootstrap-request-token/caller-gives-up-answer-held", op: "config write request_token (caller gives up)",
 			fault: "Concur issues tokens, holds the answer; the caller leaves", sim: rotate, door: true, noBootstrap: true, inject: holdTokenAnswer,
-			act:  func(m *mx) outcome { return callerLeaves(logical.CreateOperation, "config", m.bootstrapData("request_token"))(m) },
+			act: func(m *mx) outcome {
+				return callerLeaves(logical.CreateOperation, "config", m.bootstrapData("request_token"))(m)
+			},
 			want: want{code: 500, says: []string{"canceled"}}},
 		{name: "bootstrap-refresh-token/caller-gives-up-answer-held", op: "config write refresh_token (caller gives up)",
 			fault: "Concur rotates, holds the answer; the caller leaves", sim: rotate, door: true, noBootstrap: true, inject: holdTokenAnswer,
-			act:  func(m *mx) outcome { return callerLeaves(logical.CreateOperation, "config", m.bootstrapData("refresh_token"))(m) },
+			act: func(m *mx) outcome {
+				return callerLeaves(logical.CreateOperation, "config", m.bootstrapData("refresh_token"))(m)
+			},
 			want: want{code: 500, says: []string{"canceled"}}, resume: servesAgain},
 
 		// Point 2: an instance has a lifetime.
