@@ -653,13 +653,16 @@ func errText(err error) string {
 }
 
 // refusedForGood reports whether Concur itself refused the refresh token or
-// the app (bad or revoked token, disabled app, wrong secret): only a new
-// company token can help. Trouble on our side of the call (a redirect loop, a
-// host off the allow-list) is not that: it backs off and retries, since the
-// tokens themselves may be fine.
+// the app, with its code (bad or revoked token, disabled app, wrong secret):
+// only a new company token can help. Everything else (an uncoded 3xx/4xx
+// from a gateway, a redirect loop, a host off the allow-list, trouble on the
+// way) backs off and retries, since the tokens themselves may be fine.
+// TODO(custody-concur): replace the body by concur.RefusedForGood(err), the
+// single definition, once that branch is merged.
 func refusedForGood(err error) bool {
 	var ce *concur.Error
-	return errors.As(err, &ce) && ce.Class == concur.ClassPermanent && ce.StatusCode >= 400 && ce.StatusCode < 500 && ce.Code != 16
+	return errors.As(err, &ce) && ce.Class == concur.ClassPermanent && ce.StatusCode >= 400 && ce.StatusCode < 500 &&
+		ce.Code != 0 && ce.Code != 16
 }
 
 // configChange is a config write, validated by the handler.
