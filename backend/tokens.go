@@ -53,7 +53,8 @@ const (
 )
 
 // errClosed: Clean ran; this instance makes no more Concur calls.
-var errClosed = logical.CodedError(http.StatusServiceUnavailable, "the Concur engine is shutting down on this node (unmount, seal, step-down or plugin reload); try again")
+var errClosed = logical.CodedError(http.StatusServiceUnavailable,
+	"the Concur engine is shutting down on this node (unmount, seal, step-down or plugin reload); try again")
 
 // tokenStore keeps the mount's state (settings and tokens) in memory, backed
 // by one storage entry, and runs the Concur token calls: one at a time, each
@@ -266,7 +267,8 @@ func (ts *tokenStore) close(ctx context.Context, s logical.Storage) {
 	case ts.grantLock <- struct{}{}:
 		defer func() { <-ts.grantLock }()
 	case <-wctx.Done():
-		ts.b.Logger().Warn("a Concur token call is still in flight at shutdown; its result is stored if storage still answers", "waited", ts.cleanWait)
+		ts.b.Logger().Warn("a Concur token call is still in flight at shutdown; its result is stored if storage still answers",
+			"waited", ts.cleanWait)
 		return
 	}
 	ts.mu.RLock()
@@ -359,7 +361,8 @@ func (ts *tokenStore) serve(snap snapshot, asked time.Duration, renewErr error) 
 		// Not recorded in the state (a grant by another instance is in flight, say).
 		out.warnings = append(out.warnings, "renewing the Concur token did not happen (the token served is still valid): "+renewErr.Error())
 	case left < asked && asked > minServeTTL: // the reader asked for it (min_ttl)
-		out.warnings = append(out.warnings, fmt.Sprintf("the token has %d seconds left, less than asked for: Concur issues tokens valid for %d seconds",
+		out.warnings = append(out.warnings, fmt.Sprintf(
+			"the token has %d seconds left, less than asked for: Concur issues tokens valid for %d seconds",
 			int(left.Seconds()), int(snap.state.Token.ExpiresAt.Sub(snap.state.Token.LastRefreshAt).Seconds())))
 	}
 	return out

@@ -1,6 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -9,27 +15,77 @@ import (
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
 )
 
+// holdingDoor stands in front of the simulator: it passes every request on
+// and, for the next `held` token requests, holds Concur's answer (already
+// processed: under strict rotation the presented token is dead by then)
+// before sending it, or drops it if the client gave up meanwhile.
+type holdingDoor struct {
+	URL    string
+	held   atomic.Int32
+	hold   time.Duration
+	target atomic.Pointer[httputil.ReverseProxy]
+}
+
+func newHoldingDoor(t *testing.T, hold time.Duration) *holdingDoor {
+	d := &holdingDoor{hold: hold}
+	srv := httptest.NewServer(http.HandlerFunc(d.serve))
+	t.Cleanup(srv.Close)
+	d.URL = srv.URL
+	return d
+}
+
+func (d *holdingDoor) setTarget(t *testing.T, target string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.target.Store(httputil.NewSingleHostReverseProxy(u))
+}
+
+func (d *holdingDoor) serve(w http.ResponseWriter, r *http.Request) {
+	proxy := d.target.Load()
+	if r.URL.Path != "/oauth2/v0/token" || d.held.Add(-1) < 0 {
+		proxy.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	proxy.ServeHTTP(rec, r.WithContext(context.WithoutCancel(r.Context())))
+	select {
+	case <-time.After(d.hold):
+	case <-r.Context().Done():
+		return // the answer is lost; Concur did the grant
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
 // Issue 10, point 9: refresh-token custody on real Vault. Strict rotation (a
 // token presented twice is dead), 75-second access tokens, and Concur's
-// token answers held 3 s: operators' rotate calls that give up after 1 s,
+// token answers held 3 s after Concur processed them: operators' rotate calls that give up after 1 s,
 // `vault plugin reload` and a raft leader step-down while a grant is in
 // flight, three rounds. Afterwards creds are served, status is ok, and the
 // simulator never saw a dead refresh token (code 108) nor a new bootstrap.
 func TestCustodyUnderInterruptions(t *testing.T) {
 	t.Parallel()
 	const hold = 3 * time.Second
-	s := newSim(t, concurtest.Options{Rotation: concurtest.RotationRotate, AccessTokenTTL: 75 * time.Second})
+	// Concur names the door as the company's geolocation: every token call goes through it.
+	door := newHoldingDoor(t, hold)
+	s := newSim(t, concurtest.Options{Rotation: concurtest.RotationRotate, AccessTokenTTL: 75 * time.Second, Geolocation: door.URL})
+	door.setTarget(t, s.URL)
 	cl := StartRaftCluster(t, 3)
 	active := cl.Active()
 	SetupPlugin(t, mountPath, append([]*Node{active}, cl.Standbys(active)...)...)
 	rt := s.NewRequestToken(s.ClientID, s.Company)
 	if _, err := active.Client.Logical().WriteWithContext(ctxT(t, time.Minute), mountPath+"/config",
-		s.configData(map[string]any{"request_token": rt, "refresh_margin": "1m"})); err != nil {
+		s.configData(map[string]any{"request_token": rt, "refresh_margin": "1m", "base_url": door.URL})); err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
 
 	holdNext := func() int {
-		s.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultDelay, Delay: hold})
+		door.held.Store(1)
 		return s.Calls(concurtest.EndpointToken)
 	}
 	// inFlight waits until the engine's token call reached the simulator.
