@@ -42,6 +42,8 @@ type backend struct {
 	retry      concur.RetryPolicy
 	// system is Vault's system view as given, uncached (see writeSafe).
 	system logical.SystemView
+	// storage is the mount's storage view, for writes at shutdown (Clean).
+	storage logical.Storage
 
 	// tokens caches config and token state and serialises renewals.
 	tokens *tokenStore
@@ -112,8 +114,10 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-// clean runs on unmount, seal, step-down and plugin reload.
-func (b *backend) clean(_ context.Context) {
-	b.tokens.forget()
+// clean runs on unmount, seal, step-down and plugin reload: this instance
+// stops calling Concur, after the call in flight (if any) has stored its
+// result and unsaved tokens are written.
+func (b *backend) clean(ctx context.Context) {
+	b.tokens.close(ctx, b.storage)
 	b.httpClient.CloseIdleConnections()
 }

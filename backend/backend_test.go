@@ -143,6 +143,7 @@ func (e *testEnv) assertNoSecretsLogged() {
 type faultyStorage struct {
 	logical.Storage
 	mu       sync.Mutex
+	passPuts int  // let the next n puts through before failPuts apply
 	failPuts int  // fail the next n puts
 	readOnly bool // every put and delete answers with Vault's read-only error, as text (as across gRPC)
 	puts     int
@@ -155,6 +156,8 @@ func (s *faultyStorage) Put(ctx context.Context, e *logical.StorageEntry) error 
 	case s.readOnly:
 		s.mu.Unlock()
 		return errors.New(logical.ErrReadOnly.Error())
+	case s.passPuts > 0:
+		s.passPuts--
 	case s.failPuts > 0:
 		s.failPuts--
 		s.mu.Unlock()
@@ -177,7 +180,15 @@ func (s *faultyStorage) Delete(ctx context.Context, key string) error {
 func (s *faultyStorage) set(failPuts int, readOnly bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failPuts, s.readOnly = failPuts, readOnly
+	s.passPuts, s.failPuts, s.readOnly = 0, failPuts, readOnly
+}
+
+// failAfterMarker fails the n writes that follow the next one: the next
+// grant's write-ahead marker is stored, the grant's result is not.
+func (s *faultyStorage) failAfterMarker(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.passPuts, s.failPuts, s.readOnly = 1, n, false
 }
 
 // syncBuffer collects log output from concurrent goroutines.

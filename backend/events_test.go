@@ -27,8 +27,8 @@ type sentEvent struct {
 	metadata  map[string]string
 }
 
-// drain returns the events sent so far and forgets them.
-func drain(m *logical.MockEventSender) []sentEvent {
+// takeEvents returns the events sent so far and forgets them.
+func takeEvents(m *logical.MockEventSender) []sentEvent {
 	m.Lock()
 	defer m.Unlock()
 	var out []sentEvent
@@ -74,10 +74,10 @@ func TestEventsOnConfigWriteRenewalAndDelete(t *testing.T) {
 	withEventSender(t, e, sender)
 
 	e.bootstrap()
-	wantEvent(t, e, "bootstrap", drain(sender), eventConfigWrite, "config", statusOK)
+	wantEvent(t, e, "bootstrap", takeEvents(sender), eventConfigWrite, "config", statusOK)
 
 	e.creds() // a fresh token: no renewal, no event
-	if got := drain(sender); len(got) != 0 {
+	if got := takeEvents(sender); len(got) != 0 {
 		t.Errorf("a read of a fresh token sent events %v", got)
 	}
 
@@ -85,16 +85,16 @@ func TestEventsOnConfigWriteRenewalAndDelete(t *testing.T) {
 	if err := e.periodic(); err != nil {
 		t.Fatal(err)
 	}
-	wantEvent(t, e, "periodic renewal", drain(sender), eventRenew, "creds", statusOK)
+	wantEvent(t, e, "periodic renewal", takeEvents(sender), eventRenew, "creds", statusOK)
 
 	e.mustOK(logical.UpdateOperation, "rotate", nil)
-	wantEvent(t, e, "rotate", drain(sender), eventRenew, "creds", statusOK)
+	wantEvent(t, e, "rotate", takeEvents(sender), eventRenew, "creds", statusOK)
 
 	e.mustOK(logical.UpdateOperation, "config", map[string]any{"refresh_margin": "5m"})
-	wantEvent(t, e, "settings write", drain(sender), eventConfigWrite, "config", statusOK)
+	wantEvent(t, e, "settings write", takeEvents(sender), eventConfigWrite, "config", statusOK)
 
 	e.mustOK(logical.DeleteOperation, "config", nil)
-	got := drain(sender)
+	got := takeEvents(sender)
 	wantEvent(t, e, "delete", got, eventConfigDelete, "config", statusNotConfigured)
 	if got[0].metadata[logical.EventMetadataOperation] != "delete" {
 		t.Errorf("delete event operation %q", got[0].metadata[logical.EventMetadataOperation])
@@ -106,23 +106,23 @@ func TestEventsOnRenewalFailureAndNeedsBootstrap(t *testing.T) {
 	sender := logical.NewMockEventSender()
 	withEventSender(t, e, sender)
 	e.bootstrap()
-	drain(sender)
+	takeEvents(sender)
 
 	e.clock.Advance(52 * time.Minute)
 	e.sim.InjectFault(concurtest.EndpointToken, 100, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 503})
 	_ = e.periodic()
-	wantEvent(t, e, "Concur 503", drain(sender), eventRenewFail, "creds", statusDegraded)
+	wantEvent(t, e, "Concur 503", takeEvents(sender), eventRenewFail, "creds", statusDegraded)
 
 	e.sim.ClearFaults()
 	e.sim.RevokeConnection(testClientID, testCompany)
 	e.clock.Advance(backoffMax)
 	_ = e.periodic()
-	wantEvent(t, e, "refresh token refused", drain(sender), eventNeedsBootstrap, "creds", statusNeedsBootstrap)
+	wantEvent(t, e, "refresh token refused", takeEvents(sender), eventNeedsBootstrap, "creds", statusNeedsBootstrap)
 
 	// Waiting for an operator: no more renewals, no more events.
 	e.clock.Advance(time.Hour)
 	_ = e.periodic()
-	if got := drain(sender); len(got) != 0 {
+	if got := takeEvents(sender); len(got) != 0 {
 		t.Errorf("events while waiting for an operator: %v", got)
 	}
 }

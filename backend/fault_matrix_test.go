@@ -43,6 +43,8 @@ type mx struct {
 	skew    atomic.Int64
 	// deadline times attempts out while a timeout fault is on.
 	deadline *deadlineTransport
+	// processed hears from heldAnswer that Concur processed a token call.
+	processed chan struct{}
 }
 
 func (m *mx) req(op logical.Operation, path string, data map[string]any) outcome {
@@ -440,7 +442,7 @@ func faultMatrixCases() []matrixCase {
 			sim: rotate, timeout: short, arrange: fresh, inject: simFault(tokenEP, 10, delay), act: opCredsMinTTL,
 			want: want{code: 200, warn: true, says: []string{"no response"}}},
 		{name: "creds-min-ttl/storage-write-fails", op: "creds min_ttl=55m", fault: "storage refuses the write after the refresh",
-			sim: rotate, arrange: fresh, inject: func(m *mx) { m.storage.set(1, false) }, act: opCredsMinTTL,
+			sim: rotate, arrange: fresh, inject: func(m *mx) { m.storage.failAfterMarker(1) }, act: opCredsMinTTL,
 			want: want{code: 500, says: []string{"could not store"}}, resume: writesKeptTokens},
 
 		// rotate.
@@ -474,7 +476,7 @@ func faultMatrixCases() []matrixCase {
 			act: opRotate, want: want{code: 502, says: []string{"redirect loop"}}, check: statusIs(statusDegraded),
 			note: "status degraded (the refresh token is still valid); renewal resumes once Concur answers normally"},
 		{name: "rotate/storage-write-fails", op: "rotate", fault: "storage refuses the write after the refresh",
-			sim: rotate, arrange: fresh, inject: func(m *mx) { m.storage.set(1, false) }, act: opRotate,
+			sim: rotate, arrange: fresh, inject: func(m *mx) { m.storage.failAfterMarker(1) }, act: opRotate,
 			want: want{code: 500, says: []string{"storage unavailable"}}, check: statusIs(statusDegraded), resume: writesKeptTokens},
 
 		// Identity reads.
@@ -575,7 +577,7 @@ func faultMatrixCases() []matrixCase {
 			})},
 		{name: "storage/write-fails-after-periodic-refresh", op: "periodic renewal, then creds", fault: "storage refuses the write after the refresh, then recovers",
 			sim: rotate, arrange: due,
-			inject: func(m *mx) { m.storage.set(1, false) },
+			inject: func(m *mx) { m.storage.failAfterMarker(1) },
 			act: func(m *mx) outcome {
 				m.perr = m.tick()
 				if _, unsaved := m.memory(); !unsaved || m.perr == nil {
@@ -589,20 +591,20 @@ func faultMatrixCases() []matrixCase {
 			want: want{code: 200, warn: false}, check: grantsMade(1),
 			resume: func(m *mx) { m.clearAll(); m.clock.Advance(time.Hour); mustCode(m, opPeriodic(m), 200, false) }},
 		{name: "storage/write-fails-two-ticks", op: "periodic renewal x2", fault: "storage refuses writes on two ticks in a row",
-			sim: rotate, arrange: due, inject: func(m *mx) { m.storage.set(3, false) },
+			sim: rotate, arrange: due, inject: func(m *mx) { m.storage.failAfterMarker(3) },
 			act:  func(m *mx) outcome { _ = m.tick(); m.clock.Advance(time.Minute); return opPeriodic(m) },
 			want: want{code: 500, says: []string{"could not store"}}, check: grantsMade(1), resume: writesKeptTokens},
 		{name: "storage/write-fails-creds-expired", op: "creds (token expired)", fault: "storage refuses the write after the refresh",
-			sim: rotate, arrange: expired, inject: func(m *mx) { m.storage.set(1, false) }, act: opCreds,
+			sim: rotate, arrange: expired, inject: func(m *mx) { m.storage.failAfterMarker(1) }, act: opCreds,
 			want: want{code: 500, says: []string{"could not store"}}, resume: writesKeptTokens},
 		{name: "storage/write-fails-settings-only", op: "config write refresh_margin", fault: "storage refuses the write",
 			sim: rotate, arrange: fresh, inject: func(m *mx) { m.storage.set(1, false) }, act: opSettings,
 			want: want{code: 500, says: []string{"storage unavailable"}}, check: grantsMade(0)},
 		{name: "storage/write-fails-with-503", op: "periodic renewal", fault: "token endpoint 503 and storage refuses the bookkeeping write",
-			sim: rotate, arrange: due, inject: func(m *mx) { m.fault(tokenEP, 10, status(503, "")); m.storage.set(1, false) }, act: opPeriodic,
+			sim: rotate, arrange: due, inject: func(m *mx) { m.fault(tokenEP, 10, status(503, "")); m.storage.failAfterMarker(1) }, act: opPeriodic,
 			want: want{code: 200, warn: true, says: []string{"503"}}, check: statusIs(statusDegraded)},
 	}
-	return cs
+	return append(cs, custodyCases()...)
 }
 
 func mustCode(m *mx, o outcome, code int, warn bool) {
@@ -677,7 +679,8 @@ func runMatrixCase(t *testing.T, c matrixCase) {
 	dt := &deadlineTransport{base: e.sim.Client().Transport}
 	e.b.httpClient = &http.Client{Transport: dt}
 	ct := &caseT{}
-	m := &mx{testEnv: e, t: ct, st: &readFailStorage{faultyStorage: e.storage}, door: door, door2: door2, baseURL: e.sim.URL}
+	m := &mx{testEnv: e, t: ct, st: &readFailStorage{faultyStorage: e.storage}, door: door, door2: door2, baseURL: e.sim.URL,
+		processed: make(chan struct{}, 1)}
 	// The engine's clock is Concur's plus a skew that cases may step.
 	e.b.now = func() time.Time { return e.clock.Now().Add(time.Duration(m.skew.Load())) }
 	if door != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 	"unicode"
@@ -238,20 +237,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	ts := b.tokens
-	// No renewal may run between reading the old state and storing the new.
-	ts.renewMu.Lock()
-	defer ts.renewMu.Unlock()
-
-	snap, err := ts.load(ctx, req.Storage)
+	snap, err := b.tokens.load(ctx, req.Storage)
 	if err != nil {
 		return nil, err
-	}
-	if snap.unsaved {
-		// Store the newest tokens first; the new settings build on them.
-		if err := ts.save(ctx, req.Storage, snap.state, snap.client, true); err != nil {
-			return nil, logical.CodedError(http.StatusServiceUnavailable, msgUnsaved+"; try again once storage accepts writes")
-		}
 	}
 	prev := snap.state
 
@@ -283,8 +271,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp != nil {
 		return resp, nil
 	}
-	bootstrapping := !requestToken.IsZero() || !refreshToken.IsZero()
-	if prev != nil && !bootstrapping {
+	change := configChange{config: cfg, client: client, requestToken: requestToken, refreshToken: refreshToken, refreshBase: refreshBase}
+	if prev != nil && !change.bootstraps() {
 		if cfg.ClientID != prev.Config.ClientID || cfg.CompanyUUID != prev.Config.CompanyUUID {
 			return logical.ErrorResponse("client_id, company_uuid: changing them needs a new request_token or refresh_token for that app and company"), nil
 		}
@@ -295,50 +283,35 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		}
 	}
 
-	next := &engineState{Config: cfg}
-	switch {
-	case bootstrapping:
-		var tok *concur.Token
-		var field string
-		if !requestToken.IsZero() {
-			field = "request_token"
-			tok, err = client.ExchangeRequestToken(ctx, cfg.BaseURL, cfg.credentials(), cfg.CompanyUUID, requestToken)
-			b.metrics.grant(grantExchange, err)
-		} else {
-			field = "refresh_token"
-			tok, err = client.Refresh(ctx, refreshBase, cfg.credentials(), refreshToken)
-			b.metrics.grant(grantRefresh, err)
-		}
-		if err != nil {
-			return bootstrapError(field, err)
-		}
-		if tok.RefreshToken.IsZero() {
-			// Without a refresh token the engine could serve for an hour and then nothing.
-			return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("%s: Concur's answer carried no refresh token (correlation id %s); nothing was stored", field, tok.CorrelationID))
-		}
-		next = ts.withToken(next, tok, allow)
-	case prev != nil:
-		next.Token = prev.Token
-	default:
-		next.Token.Status = statusNeedsBootstrap
+	next, err := b.tokens.configure(ctx, req.Storage, change)
+	if err != nil {
+		return configWriteError(change, err)
 	}
-
-	if err := ts.save(ctx, req.Storage, next, client, bootstrapping); err != nil {
-		if isReadOnly(err) {
-			return nil, logical.ErrReadOnly
-		}
-		if bootstrapping {
-			return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
-		}
-		return nil, err
-	}
-	b.Logger().Info("configuration written", "bootstrapped", bootstrapping, "geolocation", next.Token.Geolocation)
+	b.Logger().Info("configuration written", "bootstrapped", change.bootstraps(), "geolocation", next.Token.Geolocation)
 	b.sendEvent(ctx, configWriteEvent(next))
 	resp = &logical.Response{Data: configResponseData(next, false)}
 	if w := next.Token.LastError; w != "" {
 		resp.AddWarning(w)
 	}
 	return resp, nil
+}
+
+// configWriteError is what the writer of a config change that failed sees.
+func configWriteError(c configChange, err error) (*logical.Response, error) {
+	var ce *concur.Error
+	switch {
+	case isReadOnly(err):
+		return nil, logical.ErrReadOnly
+	case errors.As(err, &ce):
+		return bootstrapError(c.bootstrapField(), err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, err // the writer left or timed out; the grant goes on (see tokenStore.run)
+	case errors.As(err, new(logical.HTTPCodedError)):
+		return nil, err
+	case c.bootstraps():
+		return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
+	}
+	return nil, err
 }
 
 // applyConfigFields copies and validates the non-token fields given.
@@ -513,16 +486,12 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 		}
 		b.Logger().Info("connection revoked at Concur")
 	}
-	ts := b.tokens
-	ts.renewMu.Lock()
-	defer ts.renewMu.Unlock()
-	if err := req.Storage.Delete(ctx, stateStorageKey); err != nil {
+	if err := b.tokens.remove(ctx, req.Storage); err != nil {
 		if isReadOnly(err) {
 			return nil, logical.ErrReadOnly
 		}
 		return nil, err
 	}
-	ts.publish(nil, nil, false)
 	b.sendEvent(ctx, configDeleteEvent())
 	return nil, nil
 }
@@ -545,8 +514,7 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage) error
 		return nil
 	}
 	st, rerr := b.tokens.rotate(ctx, s)
-	var ce *concur.Error
-	if errors.As(rerr, &ce) && ce.Class == concur.ClassPermanent && ce.StatusCode != 0 {
+	if refusedForGood(rerr) {
 		return nil // Concur refuses the refresh token: the connection is already revoked
 	}
 	if rerr != nil {

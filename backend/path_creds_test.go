@@ -258,7 +258,7 @@ func TestStorageFailureAfterRotationIsRetriedNotDropped(t *testing.T) {
 	e.bootstrap()
 	e.clock.Advance(55 * time.Minute)
 
-	e.storage.set(1, false) // the write after the refresh fails
+	e.storage.failAfterMarker(1) // the write after the refresh fails
 	_, err := e.request(logical.UpdateOperation, "rotate", nil)
 	if err == nil || !strings.Contains(err.Error(), "storage unavailable") {
 		t.Fatalf("rotate with failing storage: %v, want the storage error surfaced", err)
@@ -297,7 +297,7 @@ func TestStorageFailureAfterRotationIsRetriedNotDropped(t *testing.T) {
 func TestUnsavedTokensSurviveCacheInvalidation(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
 	e.bootstrap()
-	e.storage.set(1, false)
+	e.storage.failAfterMarker(1)
 	_, _ = e.request(logical.UpdateOperation, "rotate", nil)
 	e.b.invalidate(t.Context(), stateStorageKey)
 	if e.b.tokens.state.Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {

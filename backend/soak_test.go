@@ -109,10 +109,11 @@ func TestSoak(t *testing.T) {
 			switch r := rng.Float64(); {
 			case r < 0.02:
 				n, f := 1+rng.IntN(3), failing[rng.IntN(len(failing))]
-				if f.RetryAfter != "" && f.RetryAfter != "0" {
+				if (f.RetryAfter != "" && f.RetryAfter != "0") || f.Kind == concurtest.FaultMalformedJSON || f.Kind == concurtest.FaultOversized {
 					// A Retry-After beyond the client's budget ends the renewal
-					// at once and sets the next attempt time: one such answer
-					// is a whole failed renewal, not one failed attempt.
+					// at once and sets the next attempt time, and an unreadable
+					// 2xx is never re-sent: one such answer is a whole failed
+					// renewal, not one failed attempt.
 					n = 1
 				}
 				e.sim.InjectFault(concurtest.EndpointToken, n, f)
@@ -123,7 +124,10 @@ func TestSoak(t *testing.T) {
 				st.faultsInjected++
 			}
 		}
-		if _, unsaved := e.memory(); rng.Float64() < 0.004 && !unsaved {
+		// Storage faults only while Concur behaves: every grant now needs a
+		// marker write first, so a refused write costs a renewal attempt.
+		if _, unsaved := e.memory(); rng.Float64() < 0.004 && !unsaved && e.sim.PendingFaults(concurtest.EndpointToken) == 0 &&
+			e.b.tokens.state.Token.Failures == 0 {
 			e.storage.set(1+rng.IntN(2), false)
 			st.storageFaults++
 		}

@@ -60,6 +60,11 @@ type tokenEntry struct {
 	// automatic renewal may try again.
 	Failures      int       `json:"failures,omitempty"`
 	NextAttemptAt time.Time `json:"next_attempt_at"`
+	// RefreshRenewedAt is when a renewal was last made for the refresh
+	// token's sake (its expiry near), at most once a day.
+	RefreshRenewedAt time.Time `json:"refresh_renewed_at"`
+	// Grant is the write-ahead marker of a grant in flight (see grantMarker).
+	Grant *grantMarker `json:"grant_in_flight,omitempty"`
 }
 
 func getJSON(ctx context.Context, s logical.Storage, key string, out any) (bool, error) {

@@ -42,6 +42,7 @@ func (c *cachedSystemView) ReplicationState() consts.ReplicationState {
 // the framework the cached one.
 func (b *backend) Setup(ctx context.Context, conf *logical.BackendConfig) error {
 	b.system = conf.System
+	b.storage = conf.StorageView
 	cached := *conf
 	cached.System = &cachedSystemView{SystemView: conf.System}
 	return b.Backend.Setup(ctx, &cached)
