@@ -348,3 +348,18 @@ func TestAdminCustodyKnobs(t *testing.T) {
 		t.Errorf("bad endpoint: %d", r.status)
 	}
 }
+
+// Two grants in the same simulated second get different access tokens:
+// RS256 (PKCS#1 v1.5) signatures are deterministic, so only the jti tells
+// them apart. Without it, a rotate followed by a read saw "the old token".
+func TestTokensOfTheSameSecondDiffer(t *testing.T) {
+	s := newSim(t, Options{})
+	first := grant(t, s)
+	second := refresh(t, s, first.body["refresh_token"].(string))
+	if first.body["access_token"] == second.body["access_token"] {
+		t.Fatal("two grants in the same second returned the same access token")
+	}
+	if first.body["id_token"] == second.body["id_token"] {
+		t.Fatal("two grants in the same second returned the same id token")
+	}
+}

@@ -32,10 +32,15 @@ func (j *jwtSigner) init() {
 	})
 }
 
-// signJWT returns a compact RS256 JWT of claims.
+// signJWT returns a compact RS256 JWT of claims with a random "jti".
+// PKCS#1 v1.5 signatures are deterministic: without the jti, two grants in
+// the same second would hand out the same access token.
 func (s *Server) signJWT(claims map[string]any) string {
 	j := &s.jwt
 	j.init()
+	var jti [16]byte
+	_, _ = rand.Read(jti[:])
+	claims["jti"] = hex.EncodeToString(jti[:])
 	header, _ := json.Marshal(map[string]string{"alg": "RS256", "kid": j.kid, "typ": "JWT"})
 	payload, _ := json.Marshal(claims)
 	signed := b64(header) + "." + b64(payload)
