@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
 )
 
 // Vault event types the engine sends. Subscribers filter on them; Vault adds
@@ -66,7 +68,7 @@ func renewalEvent(err error) engineEvent {
 	ev := engineEvent{eventType: eventRenew, path: "creds", operation: "renew", status: statusOK}
 	switch {
 	case err == nil:
-	case refusedForGood(err):
+	case concur.RefusedForGood(err):
 		ev.eventType, ev.status = eventNeedsBootstrap, statusNeedsBootstrap
 	default:
 		ev.eventType, ev.status = eventRenewFail, statusDegraded

@@ -137,7 +137,7 @@ func grantOutcome(err error) (outcome, code string) {
 	switch {
 	case err == nil:
 		return outcomeOK, code
-	case refusedForGood(err):
+	case concur.RefusedForGood(err):
 		return outcomeRefused, code
 	default:
 		return outcomeFailed, code

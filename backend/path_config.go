@@ -456,13 +456,13 @@ func bootstrapError(field string, err error) (*logical.Response, error) {
 		return nil, upstreamError(err)
 	}
 	switch ce.Code {
-	case 61:
+	case concur.CodeClientNotFound:
 		field = "client_id"
-	case 64, 59:
+	case concur.CodeBadClientSecret, concur.CodeClientDisabled:
 		field = "client_id, client_secret"
-	case 53:
+	case concur.CodeCompanyNotEnabled:
 		field = "company_uuid"
-	case 5:
+	case concur.CodeIncorrectCredentials:
 		if field == "request_token" {
 			field = "request_token (or client_secret)"
 		}
@@ -514,7 +514,7 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage) error
 		return nil
 	}
 	st, rerr := b.tokens.rotate(ctx, s)
-	if refusedForGood(rerr) {
+	if concur.RefusedForGood(rerr) {
 		return nil // Concur refuses the refresh token: the connection is already revoked
 	}
 	if rerr != nil {

@@ -625,7 +625,7 @@ func (ts *tokenStore) recordFailure(ctx context.Context, s logical.Storage, snap
 	t := &next.Token
 	now := ts.b.now()
 	t.LastError, t.LastErrorAt, t.Grant = cause.Error(), now, nil
-	if refusedForGood(cause) {
+	if concur.RefusedForGood(cause) {
 		t.Status, t.NextAttemptAt = statusNeedsBootstrap, time.Time{}
 		ts.b.Logger().Error("Concur refused the refresh token; the engine needs a new company token (write concur/config)", "error", cause)
 	} else {
@@ -659,13 +659,6 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
-
-// refusedForGood reports whether Concur itself refused the refresh token or
-// the app (bad or revoked token, disabled app, wrong secret): only a new
-// company token can help. Trouble on our side of the call (a redirect loop, a
-// host off the allow-list) is not that: it backs off and retries, since the
-// tokens themselves may be fine.
-func refusedForGood(err error) bool { return concur.RefusedForGood(err) }
 
 // configChange is a config write, validated by the handler.
 type configChange struct {
