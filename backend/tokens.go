@@ -324,7 +324,7 @@ func (ts *tokenStore) usable(ctx context.Context, s logical.Storage, need time.D
 	}
 	var renewErr error
 	if snap.unsaved || !ts.b.now().Before(snap.state.Token.NextAttemptAt) {
-		renewErr = ts.renew(ctx, s, renewal{reason: reasonRead, need: need})
+		renewErr = ts.renew(ctx, s, renewal{flight: flightRead, need: need})
 	}
 
 	snap, err = ts.load(ctx, s)
@@ -405,17 +405,19 @@ func stateWarnings(st *engineState) []string {
 	}
 }
 
-// Reasons for a renewal; reads and periodic renewals share one run.
+// Flights: renewals with the same flight share one run (see run). Reads
+// and periodic renewals want the same thing, an access token with enough
+// life; each operator rotate ("") is a grant of its own.
 const (
-	reasonRead     = "read"
-	reasonPeriodic = "read" // the same wish as a read: an access token with enough life
-	reasonRotate   = ""     // each operator request is a grant of its own
-	reasonRejected = "rejected"
+	flightRead     = "read"
+	flightRotate   = ""
+	flightRejected = "rejected"
+	flightRefresh  = "refresh-token"
 )
 
 // renewal is one request for a refresh grant.
 type renewal struct {
-	reason string
+	flight string
 	// need: renew unless the access token has this much life left.
 	need time.Duration
 	// rejected: renew only while this is the current access token (Concur
@@ -443,7 +445,7 @@ func (r renewal) wanted(ts *tokenStore, st *engineState) bool {
 
 // renew runs one refresh grant for r, detached from ctx.
 func (ts *tokenStore) renew(ctx context.Context, s logical.Storage, r renewal) error {
-	return ts.run(ctx, r.reason, func(gctx context.Context) error { return ts.renewLocked(gctx, s, r) })
+	return ts.run(ctx, r.flight, func(gctx context.Context) error { return ts.renewLocked(gctx, s, r) })
 }
 
 // renewIfDue is the periodic renewal: refresh when the access token has less
@@ -464,9 +466,9 @@ func (ts *tokenStore) renewIfDue(ctx context.Context, s logical.Storage) error {
 	if !snap.unsaved && (!(accessDue || refreshDue) || now.Before(st.Token.NextAttemptAt)) {
 		return nil
 	}
-	r := renewal{reason: reasonPeriodic, need: st.Config.RefreshMargin}
+	r := renewal{flight: flightRead, need: st.Config.RefreshMargin}
 	if refreshDue && !accessDue {
-		r = renewal{reason: reasonPeriodic + "-refresh-token", forRefreshToken: true}
+		r = renewal{flight: flightRefresh, forRefreshToken: true}
 	}
 	err = ts.renew(ctx, s, r)
 	if err != nil {
@@ -485,7 +487,7 @@ func refreshTokenDue(st *engineState, now time.Time) bool {
 
 // rotate renews now, whatever the token's age: the operator asked for it.
 func (ts *tokenStore) rotate(ctx context.Context, s logical.Storage) (*engineState, error) {
-	if err := ts.renew(ctx, s, renewal{reason: reasonRotate, operator: true}); err != nil {
+	if err := ts.renew(ctx, s, renewal{flight: flightRotate, operator: true}); err != nil {
 		return nil, err
 	}
 	snap, err := ts.load(ctx, s)
@@ -510,7 +512,7 @@ func (ts *tokenStore) renewRejected(ctx context.Context, s logical.Storage, acce
 				"identity.user.coresensitive.read or identity.user.enterprise.read); not renewing again before %s",
 			now.Sub(last).Round(time.Second), last.Add(rejectedRenewalEvery).UTC().Format(time.RFC3339)))
 	}
-	return ts.renew(ctx, s, renewal{reason: reasonRejected, rejected: accessToken})
+	return ts.renew(ctx, s, renewal{flight: flightRejected, rejected: accessToken})
 }
 
 // renewLocked does the refresh grant when r still wants it. It runs under
