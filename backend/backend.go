@@ -23,6 +23,10 @@ multiple-use bearer token.
 Configure it once with "config" (app credentials, company UUID and a company
 request token or refresh token). Apps read "creds" for a bearer token, or read
 "profile/<user-uuid>" to have the engine call Identity v4 for them.
+
+Integrators serving many Concur companies with one app add each company with
+"companies/<name>"; its paths are companies/<name>/creds, /rotate and
+/profile..., renewed and kept alive like the default company's.
 `
 
 // options are the parts of the backend that tests replace.
@@ -80,12 +84,16 @@ func newBackend(o options) *backend {
 		BackendType:    logical.TypeLogical,
 		RunningVersion: Version,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{stateStorageKey},
+			SealWrapStorage: []string{appStorageKey, companyStoragePrefix, legacyStorageKey},
 		},
 		Paths: framework.PathAppend(
 			[]*framework.Path{pathConfig(b), pathRotate(b), pathMetrics(b)},
+			pathCompanies(b),
+			companyScoped(pathRotate(b)),
 			b.timed("creds", pathCreds(b)),
+			b.timed("creds", companyScoped(pathCreds(b))...),
 			b.timed("profile", pathProfile(b)...),
+			b.timed("profile", companyScoped(pathProfile(b)...)...),
 		),
 		PeriodicFunc: b.periodicFunc,
 		Invalidate:   b.invalidate,
@@ -103,15 +111,48 @@ func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error 
 	if !b.writeSafe() {
 		return nil
 	}
-	return b.tokens.renewIfDue(ctx, req.Storage)
+	return b.tokens.renewDue(ctx, req.Storage)
 }
 
 // invalidate runs on Enterprise standbys and secondaries when replicated
 // storage changes under us: drop what we cached and reload lazily.
 func (b *backend) invalidate(_ context.Context, key string) {
-	if key == stateStorageKey {
-		b.tokens.forget()
+	switch {
+	case key == appStorageKey:
+		b.tokens.forgetApp()
+	case key == legacyStorageKey:
+		b.tokens.forgetApp()
+		b.tokens.forgetCompany(defaultCompanyName)
+	case strings.HasPrefix(key, companyStoragePrefix):
+		if name := strings.TrimPrefix(key, companyStoragePrefix); validCompanyName(name) {
+			b.tokens.forgetCompany(name)
+		}
 	}
+}
+
+// companyScoped are copies of the root paths (creds, rotate, profile) for
+// each named company: companies/<name>/creds and so on.
+func companyScoped(paths ...*framework.Path) []*framework.Path {
+	out := make([]*framework.Path, 0, len(paths))
+	for _, p := range paths {
+		c := *p
+		c.Pattern = "companies/" + framework.GenericNameRegex("name") + "/" + p.Pattern
+		c.Fields = map[string]*framework.FieldSchema{"name": nameField}
+		for k, v := range p.Fields {
+			c.Fields[k] = v
+		}
+		c.Operations = make(map[logical.Operation]framework.OperationHandler, len(p.Operations))
+		for op, h := range p.Operations {
+			c.Operations[op] = h
+		}
+		if p.DisplayAttrs != nil {
+			attrs := *p.DisplayAttrs
+			attrs.OperationPrefix = "concur-company"
+			c.DisplayAttrs = &attrs
+		}
+		out = append(out, &c)
+	}
+	return out
 }
 
 // clean runs on unmount, seal, step-down and plugin reload: this instance

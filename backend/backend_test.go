@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,9 +120,7 @@ func (e *testEnv) periodic() error {
 // secrets are every credential value the test has seen.
 func (e *testEnv) secrets() []string {
 	out := []string{testClientSecret}
-	e.b.tokens.mu.RLock()
-	defer e.b.tokens.mu.RUnlock()
-	if st := e.b.tokens.state; st != nil {
+	if st := e.b.tokens.defaultEntry(); st != nil {
 		out = append(out, st.Token.AccessToken, st.Token.RefreshToken)
 	}
 	if rt := e.sim.CurrentRefreshToken(testClientID, testCompany); rt != "" {
@@ -235,7 +234,7 @@ func TestFactoryReportsVersionAndType(t *testing.T) {
 		t.Errorf("running version %q, want %q", v, Version)
 	}
 	sp := b.SpecialPaths()
-	if len(sp.SealWrapStorage) != 1 || sp.SealWrapStorage[0] != stateStorageKey {
-		t.Errorf("seal-wrapped paths %v, want [%s]", sp.SealWrapStorage, stateStorageKey)
+	if !slices.Equal(sp.SealWrapStorage, []string{appStorageKey, companyStoragePrefix, legacyStorageKey}) {
+		t.Errorf("seal-wrapped paths %v, want the app, every company and the v0.1.0 entry", sp.SealWrapStorage)
 	}
 }

@@ -93,9 +93,7 @@ func BenchmarkCredsReadParallelAcrossExpiry(b *testing.B) {
 		lifetimes atomic.Int64
 	)
 	fresh := func() bool {
-		e.b.tokens.mu.RLock()
-		defer e.b.tokens.mu.RUnlock()
-		st := e.b.tokens.state
+		st := e.b.tokens.defaultEntry()
 		return st != nil && st.Token.ExpiresAt.Sub(e.clock.Now()) > minServeTTL
 	}
 	stop := make(chan struct{})
@@ -178,9 +176,7 @@ func BenchmarkProfileReadDirect(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.b.tokens.mu.RLock()
-	host, token := e.b.tokens.state.Token.Geolocation, concur.NewSecret(e.b.tokens.state.Token.AccessToken)
-	e.b.tokens.mu.RUnlock()
+	host, token := e.b.tokens.defaultEntry().Token.Geolocation, concur.NewSecret(e.b.tokens.defaultEntry().Token.AccessToken)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -202,9 +198,7 @@ func BenchmarkProfileReadOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e.b.tokens.mu.RLock()
-	host, token := e.b.tokens.state.Token.Geolocation, concur.NewSecret(e.b.tokens.state.Token.AccessToken)
-	e.b.tokens.mu.RUnlock()
+	host, token := e.b.tokens.defaultEntry().Token.Geolocation, concur.NewSecret(e.b.tokens.defaultEntry().Token.AccessToken)
 	req := &logical.Request{Operation: logical.ReadOperation, Path: "profile/" + id, Storage: e.storage}
 	ctx := context.Background()
 	var viaEngine, direct time.Duration

@@ -269,12 +269,12 @@ func TestNewInstanceWaitsForOldInstancesGrant(t *testing.T) {
 // plantMarker stores a marker as an old instance would have left it.
 func (e *testEnv) plantMarker(until time.Time) {
 	e.t.Helper()
-	var st engineState
-	if _, err := getJSON(context.Background(), e.storage, stateStorageKey, &st); err != nil {
+	var st companyEntry
+	if _, err := getJSON(context.Background(), e.storage, defaultCompanyKey, &st); err != nil {
 		e.t.Fatal(err)
 	}
 	st.Token.Grant = &grantMarker{RefreshToken: tokenFingerprint(st.Token.RefreshToken), Until: until, Instance: "old-instance"}
-	if err := putJSON(context.Background(), e.storage, stateStorageKey, &st); err != nil {
+	if err := putJSON(context.Background(), e.storage, defaultCompanyKey, &st); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -341,10 +341,10 @@ func TestExpiredMarkerAfterLostAnswerIsConcursRefusal(t *testing.T) {
 func TestMarkerForAnotherTokenIsIgnored(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
 	e.bootstrap()
-	var st engineState
-	_, _ = getJSON(context.Background(), e.storage, stateStorageKey, &st)
+	var st companyEntry
+	_, _ = getJSON(context.Background(), e.storage, defaultCompanyKey, &st)
 	st.Token.Grant = &grantMarker{RefreshToken: tokenFingerprint("an older token"), Until: e.clock.Now().Add(time.Hour), Instance: "old"}
-	_ = putJSON(context.Background(), e.storage, stateStorageKey, &st)
+	_ = putJSON(context.Background(), e.storage, defaultCompanyKey, &st)
 	if _, err := requestOn(e.newInstance(), e.storage, logical.UpdateOperation, "rotate", nil); err != nil {
 		t.Fatalf("rotate: %v", err)
 	}

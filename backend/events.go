@@ -22,16 +22,13 @@ const (
 	eventConfigDelete   = "concur/config-delete"
 )
 
-// defaultCompany names the mount's only company in events and metrics, so
-// that their schema stays when a mount serves many companies.
-const defaultCompany = "default"
-
 // statusNotConfigured is reported once config is deleted (or never written).
 const statusNotConfigured = "not_configured"
 
 // engineEvent is what one event says. None of it is secret.
 type engineEvent struct {
 	eventType string
+	company   string // the company's name on the mount
 	path      string // the API path the event concerns, relative to the mount
 	operation string // "write", "delete" or "renew"
 	status    string // the engine's status after the event
@@ -46,7 +43,7 @@ func (b *backend) sendEvent(ctx context.Context, ev engineEvent) {
 		logical.EventMetadataDataPath, ev.path,
 		logical.EventMetadataOperation, ev.operation,
 		logical.EventMetadataModified, "true",
-		"company", defaultCompany,
+		"company", ev.company,
 		"status", ev.status,
 	)
 	// Across the plugin's gRPC boundary errors arrive as text.
@@ -56,16 +53,16 @@ func (b *backend) sendEvent(ctx context.Context, ev engineEvent) {
 	b.Logger().Warn("sending a Vault event failed", "event_type", ev.eventType, "error", err)
 }
 
-// renewalDone reports a renewal grant that took took and ended with err
-// (nil: Concur issued a token), as metrics and a Vault event.
-func (b *backend) renewalDone(ctx context.Context, took time.Duration, err error) {
-	b.metrics.renewal(took, err)
-	b.sendEvent(ctx, renewalEvent(err))
+// renewalDone reports a renewal grant of co that took took and ended with
+// err (nil: Concur issued a token), as metrics and a Vault event.
+func (b *backend) renewalDone(ctx context.Context, co *company, took time.Duration, err error) {
+	b.metrics.renewal(co.name, took, err)
+	b.sendEvent(ctx, renewalEvent(co.name, err))
 }
 
-// renewalEvent is the event for a renewal grant that returned err.
-func renewalEvent(err error) engineEvent {
-	ev := engineEvent{eventType: eventRenew, path: "creds", operation: "renew", status: statusOK}
+// renewalEvent is the event for a renewal grant of company name that returned err.
+func renewalEvent(name string, err error) engineEvent {
+	ev := engineEvent{eventType: eventRenew, company: name, path: companyPath(name, "creds"), operation: "renew", status: statusOK}
 	switch {
 	case err == nil:
 	case concur.RefusedForGood(err):
@@ -76,16 +73,24 @@ func renewalEvent(err error) engineEvent {
 	return ev
 }
 
-// configWriteEvent is the event for a config write that stored st.
-func configWriteEvent(st *engineState) engineEvent {
-	status := st.Token.Status
-	if status == "" {
-		status = statusNeedsBootstrap
+// companyWriteEvent is the event for a write of path that stored e for
+// company name (nil: the app's settings alone).
+func companyWriteEvent(name, path string, e *companyEntry) engineEvent {
+	status := statusNotConfigured
+	if e != nil {
+		status = companyResponseData(companyView{entry: e})["status"].(string)
 	}
-	return engineEvent{eventType: eventConfigWrite, path: "config", operation: "write", status: status}
+	return engineEvent{eventType: eventConfigWrite, company: name, path: path, operation: "write", status: status}
 }
 
 // configDeleteEvent is the event for a config delete.
 func configDeleteEvent() engineEvent {
-	return engineEvent{eventType: eventConfigDelete, path: "config", operation: "delete", status: statusNotConfigured}
+	return engineEvent{eventType: eventConfigDelete, company: defaultCompanyName, path: "config", operation: "delete",
+		status: statusNotConfigured}
+}
+
+// companyDeleteEvent is the event for a delete of companies/<name>.
+func companyDeleteEvent(name string) engineEvent {
+	return engineEvent{eventType: eventConfigDelete, company: name, path: companyPath(name, ""), operation: "delete",
+		status: statusNotConfigured}
 }

@@ -56,8 +56,8 @@ func wantEvent(t *testing.T, e *testEnv, what string, got []sentEvent, eventType
 	}
 	md := ev.metadata
 	if md[logical.EventMetadataPath] != path || md[logical.EventMetadataDataPath] != path ||
-		md["company"] != defaultCompany || md["status"] != status || md[logical.EventMetadataModified] != "true" {
-		t.Errorf("%s: metadata %v, want path=data_path=%s company=%s status=%s modified=true", what, md, path, defaultCompany, status)
+		md["company"] != defaultCompanyName || md["status"] != status || md[logical.EventMetadataModified] != "true" {
+		t.Errorf("%s: metadata %v, want path=data_path=%s company=%s status=%s modified=true", what, md, path, defaultCompanyName, status)
 	}
 	for _, v := range md {
 		for _, s := range e.secrets() {

@@ -117,10 +117,10 @@ func cleanDuringPeriodic(m *mx) outcome {
 // plantMarker leaves a marker as an old instance would have.
 func plantMarker(age time.Duration) func(*mx) {
 	return func(m *mx) {
-		var st engineState
-		_, _ = getJSON(context.Background(), m.storage.Storage, stateStorageKey, &st)
+		var st companyEntry
+		_, _ = getJSON(context.Background(), m.storage.Storage, defaultCompanyKey, &st)
 		st.Token.Grant = &grantMarker{RefreshToken: tokenFingerprint(st.Token.RefreshToken), Until: m.b.now().Add(-age), Instance: "old-instance"}
-		_ = putJSON(context.Background(), m.storage.Storage, stateStorageKey, &st)
+		_ = putJSON(context.Background(), m.storage.Storage, defaultCompanyKey, &st)
 		m.testEnv.b = m.newInstance()
 	}
 }
@@ -243,9 +243,11 @@ func custodyCases() []matrixCase {
 			act: opPeriodic, want: want{code: 200, warn: true, says: []string{"401"}}, check: statusIs(statusDegraded)},
 		{name: "periodic/coded-refusal-app-disabled", op: "periodic renewal", fault: "Concur refuses the app with its code (59, client disabled)",
 			sim: rotate, arrange: due, inject: func(m *mx) { m.sim.SetClientEnabled(testClientID, false) }, act: opPeriodic,
-			want: want{code: 503, says: []string{"59", "concur/config"}}, check: statusIs(statusNeedsBootstrap),
+			want: want{code: 200, warn: true, says: []string{"59", "client_id or client_secret"}},
+			check:  all(statusIs(statusDegraded), noTokenCallAfter(time.Hour)),
 			resume: func(m *mx) { m.sim.SetClientEnabled(testClientID, true); mustCode(m, opRotate(m), 200, false) },
-			note:   "Concur's coded refusal stops renewal; rotate retries once the operator fixed the cause at Concur"},
+			note: "a refusal of the app's own credentials keeps the company's tokens (degraded, not needs_bootstrap) and pauses " +
+				"background token calls of every company; rotate or a config write retries once the operator fixed the cause"},
 		{name: "periodic/429-retry-after-30m", op: "periodic renewal", fault: "token endpoint 429, Retry-After: 1800",
 			sim: rotate, arrange: due, inject: simFault(tokenEP, 10, status(429, "1800")), act: opPeriodic,
 			want: want{code: 200, warn: true, says: []string{"429"}}, check: noTokenCallAfter(25 * time.Minute)},

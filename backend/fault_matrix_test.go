@@ -774,7 +774,7 @@ func settle(m *mx) {
 	if m.status() == statusOK {
 		return
 	}
-	if left := m.b.tokens.remaining(m.b.tokens.state) - m.b.tokens.state.Config.RefreshMargin; left > 0 {
+	if left := m.b.tokens.remaining(m.b.tokens.defaultEntry()) - m.b.tokens.refreshMargin(); left > 0 {
 		m.clock.Advance(left + time.Second)
 	}
 	m.clock.Advance(untilNextAttempt(m))
@@ -788,13 +788,11 @@ func settle(m *mx) {
 
 // untilNextAttempt is how long the engine's backoff still lasts, plus a second.
 func untilNextAttempt(m *mx) time.Duration {
-	ts := m.b.tokens
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	if ts.state == nil {
+	st := m.b.tokens.defaultEntry()
+	if st == nil {
 		return time.Second
 	}
-	return max(ts.state.Token.NextAttemptAt.Sub(m.b.now()), 0) + time.Second
+	return max(st.Token.NextAttemptAt.Sub(m.b.now()), 0) + time.Second
 }
 
 // defaultResume clears the fault, waits out any backoff and redoes the
@@ -814,7 +812,7 @@ func defaultResume(m *mx, c matrixCase) {
 		m.t.Errorf("after the fault cleared: %v %s %v, want %d without a warning", o, o.msg, o.warnings, okCode)
 	}
 	if okCode == 204 {
-		if raw, _ := m.storage.Storage.Get(context.Background(), stateStorageKey); raw != nil {
+		if raw, _ := m.storage.Storage.Get(context.Background(), defaultCompanyKey); raw != nil {
 			m.t.Errorf("state still stored after a successful delete")
 		}
 	}

@@ -240,7 +240,7 @@ func FuzzUnknownFieldNames(f *testing.F) {
 				t.Fatalf("%s %s with unknown field %q called Concur", p.op, p.path, name)
 			}
 			if p.op == logical.DeleteOperation {
-				if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw == nil {
+				if raw, _ := e.storage.Get(t.Context(), defaultCompanyKey); raw == nil {
 					t.Fatalf("a refused delete removed the configuration")
 				}
 			}

@@ -40,13 +40,13 @@ func FuzzConfigWrite(f *testing.F) {
 			}
 			return
 		}
-		st := e.b.tokens.state
-		allow, perr := concur.ParseAllowedHosts(st.Config.AllowedHosts)
+		st := e.b.tokens.currentApp().entry
+		allow, perr := concur.ParseAllowedHosts(st.AllowedHosts)
 		if perr != nil {
 			t.Fatalf("stored allowed_hosts do not parse: %v", perr)
 		}
-		if err := allow.Check(st.Config.BaseURL); err != nil {
-			t.Fatalf("stored base_url %q not allowed by %v", st.Config.BaseURL, st.Config.AllowedHosts)
+		if err := allow.Check(st.BaseURL); err != nil {
+			t.Fatalf("stored base_url %q not allowed by %v", st.BaseURL, st.AllowedHosts)
 		}
 		if e.sim.Calls(concurtest.EndpointToken) != 0 {
 			t.Fatalf("a write without a token called Concur")

@@ -45,45 +45,45 @@ func newInstanceID() string {
 	return hex.EncodeToString(b)
 }
 
-// foreignGrantLive: st carries another instance's live marker for its
+// foreignGrantLive: t carries another instance's live marker for its
 // current refresh token.
-func (ts *tokenStore) foreignGrantLive(st *engineState) bool {
-	if st == nil || st.Token.Grant == nil {
+func (ts *tokenStore) foreignGrantLive(t *tokenEntry) bool {
+	if t == nil || t.Grant == nil {
 		return false
 	}
-	m := st.Token.Grant
-	return m.Instance != ts.instance && m.RefreshToken == tokenFingerprint(st.Token.RefreshToken) && ts.b.now().Before(m.Until)
+	m := t.Grant
+	return m.Instance != ts.instance && m.RefreshToken == tokenFingerprint(t.RefreshToken) && ts.b.now().Before(m.Until)
 }
 
-// checkMarker refuses to present st's refresh token while another instance's
-// marker for it is live.
-func (ts *tokenStore) checkMarker(st *engineState) error {
-	m := st.Token.Grant
-	if m == nil || m.Instance == ts.instance || m.RefreshToken != tokenFingerprint(st.Token.RefreshToken) {
+// checkMarker refuses to present t's refresh token while another
+// instance's marker for it is live.
+func (ts *tokenStore) checkMarker(name string, t *tokenEntry) error {
+	m := t.Grant
+	if m == nil || m.Instance == ts.instance || m.RefreshToken != tokenFingerprint(t.RefreshToken) {
 		return nil
 	}
-	if ts.foreignGrantLive(st) {
+	if ts.foreignGrantLive(t) {
 		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
 			"another instance of the engine (before a plugin reload or a leader change) has a Concur token call in flight "+
 				"for the current refresh token; not presenting it again before %s", m.Until.UTC().Format(time.RFC3339)))
 	}
 	ts.b.Logger().Warn("an earlier instance's Concur token call ended without a stored outcome; going ahead with the stored refresh token "+
 		"(if Concur processed that call under strict rotation, it now refuses the token with its code)",
-		"marker_until", m.Until.UTC().Format(time.RFC3339))
+		"company", name, "marker_until", m.Until.UTC().Format(time.RFC3339))
 	return nil
 }
 
-// markGrant stores snap's state with a marker for the grant about to be
-// made and returns the marked state. Without the marker stored there is
-// no grant: storage that refuses writes could not keep its result either.
-func (ts *tokenStore) markGrant(ctx context.Context, s logical.Storage, snap snapshot) (*engineState, error) {
-	next := *snap.state
+// markGrant stores e with a marker for the grant about to be made and
+// returns the marked entry. Without the marker stored there is no grant:
+// storage that refuses writes could not keep its result either.
+func (co *company) markGrant(ctx context.Context, s logical.Storage, e *companyEntry) (*companyEntry, error) {
+	next := *e
 	next.Token.Grant = &grantMarker{
-		RefreshToken: tokenFingerprint(snap.state.Token.RefreshToken),
-		Until:        ts.b.now().Add(grantTimeout + markerSlack),
-		Instance:     ts.instance,
+		RefreshToken: tokenFingerprint(e.Token.RefreshToken),
+		Until:        co.store.b.now().Add(grantTimeout + markerSlack),
+		Instance:     co.store.instance,
 	}
-	if err := ts.save(ctx, s, &next, snap.client, false); err != nil {
+	if err := co.saveState(ctx, s, &next); err != nil {
 		return nil, fmt.Errorf("not calling Concur: storage refused the note of the token call about to be made: %w", err)
 	}
 	return &next, nil

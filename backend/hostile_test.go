@@ -99,7 +99,7 @@ func configRefused(name, input string, loopback bool, edit func(h *hx, d map[str
 			}
 			edit(h, d)
 			h.refused(h.req(logical.CreateOperation, "config", d), field, 0, 0)
-			if raw, _ := h.storage.Get(context.Background(), stateStorageKey); raw != nil {
+			if raw, _ := h.storage.Get(context.Background(), defaultCompanyKey); raw != nil {
 				h.t.Errorf("something was stored")
 			}
 			h.rec.Token = "nothing sent, nothing stored"
@@ -236,7 +236,7 @@ func neverContacted(name, op, input string, bootstrapFirst bool, path string, ac
 				}
 				h.rec.Token = "intact"
 			} else {
-				if raw, _ := h.storage.Get(context.Background(), stateStorageKey); raw != nil {
+				if raw, _ := h.storage.Get(context.Background(), defaultCompanyKey); raw != nil {
 					h.t.Errorf("something was stored")
 				}
 				h.rec.Token = "nothing stored"

@@ -64,11 +64,11 @@ func TestBaseURLDefaultIsLandingZoneAndStoredValuesStay(t *testing.T) {
 		t.Errorf("default base_url = %v, want the Global Landing Zone", resp.Data["base_url"])
 	}
 
-	legacy := &engineState{Config: configEntry{ClientID: testClientID, ClientSecret: testClientSecret, CompanyUUID: testCompany,
+	legacy := &legacyState{Config: legacyConfig{appEntry: appEntry{ClientID: testClientID, ClientSecret: testClientSecret,
 		BaseURL: "https://us.api.concursolutions.com", AllowedHosts: []string{concur.DefaultAllowedHost}, RefreshMargin: 10 * time.Minute},
-		Token: tokenEntry{Status: statusNeedsBootstrap}}
+		CompanyUUID: testCompany}, Token: tokenEntry{Status: statusNeedsBootstrap}}
 	e2 := newTestEnv(t, concurtest.Options{})
-	if err := putJSON(context.Background(), e2.storage, stateStorageKey, legacy); err != nil {
+	if err := putJSON(context.Background(), e2.storage, legacyStorageKey, legacy); err != nil {
 		t.Fatal(err)
 	}
 	e2.mustOK(logical.UpdateOperation, "config", map[string]any{"client_secret": "rotated-secret"})

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -110,21 +111,21 @@ func newMetrics() *metrics {
 		m.accessExpiresIn, m.refreshExpiresIn, m.status, m.failures, m.lastRenewal, buildInfo,
 		// The plugin's own process: each Vault node runs one, so figures are per node.
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	m.grantsWaiting.WithLabelValues(defaultCompany).Set(0)
+	m.grantsWaiting.WithLabelValues(defaultCompanyName).Set(0)
 	return m
 }
 
 // grant counts one token grant Concur answered with err (nil: success).
-func (m *metrics) grant(grantType string, err error) {
+func (m *metrics) grant(company, grantType string, err error) {
 	outcome, code := grantOutcome(err)
-	m.grants.WithLabelValues(defaultCompany, grantType, outcome, code).Inc()
+	m.grants.WithLabelValues(company, grantType, outcome, code).Inc()
 }
 
 // renewal counts one renewal by the engine that took took and ended with err.
-func (m *metrics) renewal(took time.Duration, err error) {
-	m.grant(grantRefresh, err)
+func (m *metrics) renewal(company string, took time.Duration, err error) {
+	m.grant(company, grantRefresh, err)
 	outcome, _ := grantOutcome(err)
-	m.renewalSeconds.WithLabelValues(defaultCompany, outcome).Observe(took.Seconds())
+	m.renewalSeconds.WithLabelValues(company, outcome).Observe(took.Seconds())
 }
 
 // grantOutcome classifies a grant's result the way the engine acts on it.
@@ -146,17 +147,17 @@ func grantOutcome(err error) (outcome, code string) {
 
 // waitingForGrant counts a caller waiting for the renewal lock; call the
 // function it returns once the lock is held.
-func (m *metrics) waitingForGrant() (acquired func()) {
-	g := m.grantsWaiting.WithLabelValues(defaultCompany)
+func (m *metrics) waitingForGrant(company string) (acquired func()) {
+	g := m.grantsWaiting.WithLabelValues(company)
 	g.Inc()
 	return g.Dec
 }
 
 // request counts one answer of path (creds or profile) and its latency.
-func (m *metrics) request(path string, took time.Duration, resp *logical.Response, err error) {
+func (m *metrics) request(company, path string, took time.Duration, resp *logical.Response, err error) {
 	outcome := requestOutcome(resp, err)
-	m.requests.WithLabelValues(defaultCompany, path, outcome).Inc()
-	m.requestSeconds.WithLabelValues(defaultCompany, path, outcome).Observe(took.Seconds())
+	m.requests.WithLabelValues(company, path, outcome).Inc()
+	m.requestSeconds.WithLabelValues(company, path, outcome).Observe(took.Seconds())
 }
 
 // requestOutcome sorts an answer as its HTTP status would: 4xx are the
@@ -179,37 +180,45 @@ func requestOutcome(resp *logical.Response, err error) string {
 	return outcomeOK
 }
 
-// observeState sets the state gauges from st (nil: not configured) at now.
-func (m *metrics) observeState(st *engineState, unsaved bool, now time.Time) {
-	status := statusNotConfigured
-	if st != nil {
-		status = configResponseData(st, unsaved)["status"].(string)
+// observeState sets the state gauges from the companies' views (none:
+// not configured) at now.
+func (m *metrics) observeState(views map[string]companyView, now time.Time) {
+	m.status.Reset()
+	m.accessExpiresIn.Reset()
+	m.refreshExpiresIn.Reset()
+	m.failures.Reset()
+	m.lastRenewal.Reset()
+	if len(views) == 0 {
+		views = map[string]companyView{defaultCompanyName: {}}
 	}
+	for name, v := range views {
+		m.observeCompany(name, v, now)
+	}
+}
+
+func (m *metrics) observeCompany(name string, v companyView, now time.Time) {
+	status := companyResponseData(v)["status"].(string)
 	for _, s := range []string{statusOK, statusDegraded, statusNeedsBootstrap, statusNotConfigured} {
 		v := 0.0
 		if s == status {
 			v = 1
 		}
-		m.status.WithLabelValues(defaultCompany, s).Set(v)
+		m.status.WithLabelValues(name, s).Set(v)
 	}
-	m.accessExpiresIn.Reset()
-	m.refreshExpiresIn.Reset()
-	m.failures.Reset()
-	m.lastRenewal.Reset()
-	if st == nil {
+	if v.entry == nil {
 		return
 	}
-	t := st.Token
+	t := v.entry.Token
 	if t.AccessToken != "" {
-		m.accessExpiresIn.WithLabelValues(defaultCompany).Set(t.ExpiresAt.Sub(now).Seconds())
+		m.accessExpiresIn.WithLabelValues(name).Set(t.ExpiresAt.Sub(now).Seconds())
 	}
 	if t.RefreshToken != "" && !t.RefreshExpiresAt.IsZero() {
-		m.refreshExpiresIn.WithLabelValues(defaultCompany).Set(t.RefreshExpiresAt.Sub(now).Seconds())
+		m.refreshExpiresIn.WithLabelValues(name).Set(t.RefreshExpiresAt.Sub(now).Seconds())
 	}
 	if !t.LastRefreshAt.IsZero() {
-		m.lastRenewal.WithLabelValues(defaultCompany).Set(float64(t.LastRefreshAt.UnixNano()) / 1e9)
+		m.lastRenewal.WithLabelValues(name).Set(float64(t.LastRefreshAt.UnixNano()) / 1e9)
 	}
-	m.failures.WithLabelValues(defaultCompany).Set(float64(t.Failures))
+	m.failures.WithLabelValues(name).Set(float64(t.Failures))
 }
 
 // instrument returns a client that counts each request to Concur by
@@ -236,7 +245,7 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err == nil {
 		code = strconv.Itoa(resp.StatusCode/100) + "xx"
 	}
-	t.calls.WithLabelValues(defaultCompany, concurEndpoint(r.URL.Path), code).Inc()
+	t.calls.WithLabelValues(companyOfRequest(r.Context()), concurEndpoint(r.URL.Path), code).Inc()
 	return resp, err
 }
 
@@ -260,4 +269,19 @@ func concurEndpoint(path string) string {
 		return "connections"
 	}
 	return "other"
+}
+
+// companyKey carries the name of the company a Concur call is made for, so
+// that the counting transport can label it.
+type companyKey struct{}
+
+func withCompany(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, companyKey{}, name)
+}
+
+func companyOfRequest(ctx context.Context) string {
+	if name, ok := ctx.Value(companyKey{}).(string); ok {
+		return name
+	}
+	return defaultCompanyName
 }

@@ -36,15 +36,15 @@ func TestConfigBootstrapByRequestToken(t *testing.T) {
 	}
 
 	// The refresh token Concur issued is the one stored.
-	var st engineState
-	if found, err := getJSON(t.Context(), e.storage, stateStorageKey, &st); err != nil || !found {
+	var st companyEntry
+	if found, err := getJSON(t.Context(), e.storage, defaultCompanyKey, &st); err != nil || !found {
 		t.Fatalf("stored state: found=%v err=%v", found, err)
 	}
 	if st.Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
 		t.Errorf("stored refresh token is not the one Concur issued")
 	}
 	// The request token is exchanged, never stored.
-	raw, _ := e.storage.Get(t.Context(), stateStorageKey)
+	raw, _ := e.storage.Get(t.Context(), defaultCompanyKey)
 	if strings.Contains(string(raw.Value), "request_token") {
 		t.Errorf("stored state mentions a request token")
 	}
@@ -61,10 +61,10 @@ func TestConfigBootstrapByRefreshToken(t *testing.T) {
 		t.Fatalf("the given refresh token was used %d times, want 1", got)
 	}
 	// Under rotation the given token is dead now; the engine holds its successor.
-	if e.b.tokens.state.Token.RefreshToken == seeded {
+	if e.b.tokens.defaultEntry().Token.RefreshToken == seeded {
 		t.Errorf("the engine kept the rotated-out refresh token")
 	}
-	if e.b.tokens.state.Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
+	if e.b.tokens.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
 		t.Errorf("the engine does not hold Concur's current refresh token")
 	}
 	if c := e.creds(); c["access_token"] == "" {
@@ -89,7 +89,7 @@ func TestConfigBootstrapFailureStoresNothing(t *testing.T) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
 	}
-	if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw != nil {
+	if raw, _ := e.storage.Get(t.Context(), defaultCompanyKey); raw != nil {
 		t.Errorf("something was stored after a failed bootstrap")
 	}
 	if resp, _ := e.request(logical.ReadOperation, "config", nil); resp != nil {
@@ -109,7 +109,7 @@ func TestConfigBootstrapUpstreamTroubleIsAGatewayError(t *testing.T) {
 	if !strings.Contains(err.Error(), "503") {
 		t.Errorf("error %q does not name Concur's status", err)
 	}
-	if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw != nil {
+	if raw, _ := e.storage.Get(t.Context(), defaultCompanyKey); raw != nil {
 		t.Errorf("something was stored after a failed bootstrap")
 	}
 }
@@ -143,11 +143,11 @@ func TestConfigReadShowsNoSecret(t *testing.T) {
 func TestConfigPartialUpdateKeepsToken(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	e.bootstrap()
-	before := e.b.tokens.state.Token.RefreshToken
+	before := e.b.tokens.defaultEntry().Token.RefreshToken
 	calls := e.sim.Calls(concurtest.EndpointToken)
 
 	e.mustOK(logical.UpdateOperation, "config", map[string]any{"refresh_margin": "20m"})
-	if e.b.tokens.state.Token.RefreshToken != before {
+	if e.b.tokens.defaultEntry().Token.RefreshToken != before {
 		t.Errorf("a settings-only write changed the refresh token")
 	}
 	if e.sim.Calls(concurtest.EndpointToken) != calls {
@@ -167,7 +167,7 @@ func TestConfigBadInputNamesTheField(t *testing.T) {
 	}{
 		{"missing client_id", func(d map[string]any) { delete(d, "client_id") }, "client_id"},
 		{"missing client_secret", func(d map[string]any) { delete(d, "client_secret") }, "client_secret"},
-		{"missing company_uuid", func(d map[string]any) { delete(d, "company_uuid") }, "company_uuid"},
+		{"missing company_uuid with a request token", func(d map[string]any) { delete(d, "company_uuid"); d["request_token"] = "x" }, "company_uuid"},
 		{"company_uuid not a uuid", func(d map[string]any) { d["company_uuid"] = "acme" }, "company_uuid"},
 		{"client_id with spaces", func(d map[string]any) { d["client_id"] = "a b" }, "client_id"},
 		{"base_url plain http elsewhere", func(d map[string]any) { d["base_url"] = "http://evil.example.com" }, "base_url"},
@@ -216,7 +216,7 @@ func TestConfigChangingCompanyNeedsANewToken(t *testing.T) {
 func TestConfigDeleteAndRevoke(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	e.bootstrap()
-	old := e.b.tokens.state.Token.RefreshToken
+	old := e.b.tokens.defaultEntry().Token.RefreshToken
 
 	if _, err := e.request(logical.DeleteOperation, "config", map[string]any{"revoke": true}); err != nil {
 		t.Fatal(err)
@@ -224,7 +224,7 @@ func TestConfigDeleteAndRevoke(t *testing.T) {
 	if e.sim.Calls(concurtest.EndpointConnections) != 1 {
 		t.Errorf("revocation calls = %d, want 1", e.sim.Calls(concurtest.EndpointConnections))
 	}
-	if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw != nil {
+	if raw, _ := e.storage.Get(t.Context(), defaultCompanyKey); raw != nil {
 		t.Errorf("state still stored after delete")
 	}
 	if _, err := e.request(logical.ReadOperation, "creds", nil); codeOf(err) != 400 {
@@ -243,7 +243,7 @@ func TestConfigDeleteKeepsEverythingWhenRevocationFails(t *testing.T) {
 	if _, err := e.request(logical.DeleteOperation, "config", map[string]any{"revoke": true}); codeOf(err) != 502 {
 		t.Fatalf("delete with failing revocation: %v, want 502", err)
 	}
-	if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw == nil {
+	if raw, _ := e.storage.Get(t.Context(), defaultCompanyKey); raw == nil {
 		t.Errorf("state deleted although revocation failed")
 	}
 }
@@ -285,7 +285,7 @@ func TestConfigBootstrapWithoutRefreshTokenStoresNothing(t *testing.T) {
 	if codeOf(err) != 502 || !strings.Contains(err.Error(), "no refresh token") || !strings.Contains(err.Error(), "cid-123") {
 		t.Fatalf("got %v, want 502 saying no refresh token came back, with the correlation id", err)
 	}
-	if raw, _ := e.storage.Get(t.Context(), stateStorageKey); raw != nil {
+	if raw, _ := e.storage.Get(t.Context(), defaultCompanyKey); raw != nil {
 		t.Errorf("something was stored")
 	}
 }

@@ -82,13 +82,17 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			need = max(need, minTTL)
 		}
 	}
-	sv, err := b.tokens.usable(ctx, req.Storage, need)
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return resp, nil
+	}
+	sv, err := co.usable(ctx, req.Storage, need)
 	if err != nil {
 		return nil, err
 	}
-	t := sv.state.Token
-	rot := rotationOf(sv.state, b.now())
-	resp := &logical.Response{Data: map[string]any{
+	t := sv.entry.Token
+	rot := rotationOf(sv.entry, sv.app.entry.RefreshMargin, b.now())
+	resp = &logical.Response{Data: map[string]any{
 		"access_token":        t.AccessToken,
 		"token_type":          t.TokenType,
 		"expires_at":          formatTime(t.ExpiresAt),
@@ -96,7 +100,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		"rotation_period":     rot.period,
 		"last_vault_rotation": formatTime(t.LastRefreshAt),
 		"geolocation":         t.Geolocation,
-		"company_uuid":        sv.state.Config.CompanyUUID,
+		"company_uuid":        sv.entry.CompanyUUID,
 		"scope":               t.Scope,
 	}}
 	for _, w := range sv.warnings {
@@ -120,15 +124,19 @@ type rotation struct {
 	period int64 // a token's lifetime minus the refresh margin
 }
 
-// rotationOf follows the renewal schedule (tokenStore.renewIfDue and usable):
+// rotationOf follows the renewal schedule (company.renewIfDue and usable):
 // renew when less than the refresh margin is left (reads renew below
 // minServeTTL), or when the refresh token nears its end, and never before
-// the backoff after a failure ends.
-func rotationOf(st *engineState, now time.Time) rotation {
-	t := st.Token
-	margin := max(st.Config.RefreshMargin, minServeTTL)
+// the backoff after a failure ends. A company without prewarm renews on the
+// first read below minServeTTL, which is then its renewal point.
+func rotationOf(e *companyEntry, refreshMargin time.Duration, now time.Time) rotation {
+	t := e.Token
+	margin := minServeTTL
+	if e.Prewarm {
+		margin = max(refreshMargin, minServeTTL)
+	}
 	renewAt := t.ExpiresAt.Add(-margin)
-	if refreshTokenDue(st, now) {
+	if refreshTokenDue(e, now) {
 		renewAt = now
 	}
 	if t.NextAttemptAt.After(renewAt) {

@@ -264,8 +264,8 @@ func TestStorageFailureAfterRotationIsRetriedNotDropped(t *testing.T) {
 		t.Fatalf("rotate with failing storage: %v, want the storage error surfaced", err)
 	}
 	newest := e.sim.CurrentRefreshToken(testClientID, testCompany)
-	var st engineState
-	_, _ = getJSON(t.Context(), e.storage, stateStorageKey, &st)
+	var st companyEntry
+	_, _ = getJSON(t.Context(), e.storage, defaultCompanyKey, &st)
 	if st.Token.RefreshToken == newest {
 		t.Fatalf("test setup: storage was expected to hold the older token")
 	}
@@ -282,7 +282,7 @@ func TestStorageFailureAfterRotationIsRetriedNotDropped(t *testing.T) {
 	if e.sim.Calls(concurtest.EndpointToken) != calls {
 		t.Errorf("the retry called Concur instead of storing the kept tokens")
 	}
-	_, _ = getJSON(t.Context(), e.storage, stateStorageKey, &st)
+	_, _ = getJSON(t.Context(), e.storage, defaultCompanyKey, &st)
 	if st.Token.RefreshToken != newest {
 		t.Errorf("storage does not hold the newest refresh token after the retry")
 	}
@@ -299,8 +299,8 @@ func TestUnsavedTokensSurviveCacheInvalidation(t *testing.T) {
 	e.bootstrap()
 	e.storage.failAfterMarker(1)
 	_, _ = e.request(logical.UpdateOperation, "rotate", nil)
-	e.b.invalidate(t.Context(), stateStorageKey)
-	if e.b.tokens.state.Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
+	e.b.invalidate(t.Context(), defaultCompanyKey)
+	if e.b.tokens.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
 		t.Errorf("invalidation dropped the only copy of the newest refresh token")
 	}
 }

@@ -62,11 +62,11 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	if f := d.Get("format").(string); f != "" && f != "prometheus" {
 		return fieldError("format", "must be prometheus, got %.32q", f), nil
 	}
-	snap, err := b.tokens.load(ctx, req.Storage)
+	views, err := b.tokens.views(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	b.metrics.observeState(snap.state, snap.unsaved, b.now())
+	b.metrics.observeState(views, b.now())
 	families, err := b.metrics.registry.Gather()
 	if err != nil {
 		return nil, err
@@ -100,11 +100,23 @@ func (b *backend) timed(name string, paths ...*framework.Path) []*framework.Path
 			wrapped.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 				start := time.Now()
 				resp, err := inner(ctx, req, d)
-				b.metrics.request(name, time.Since(start), resp, err)
+				b.metrics.request(companyLabel(d), name, time.Since(start), resp, err)
 				return resp, err
 			}
 			p.Operations[op] = &wrapped
 		}
 	}
 	return paths
+}
+
+// companyLabel names the company a request is about, for metrics: only
+// names that may exist, so a caller cannot mint label values.
+func companyLabel(d *framework.FieldData) string {
+	if raw, ok := d.GetOk("name"); ok {
+		if name := raw.(string); validCompanyName(name) {
+			return name
+		}
+		return "invalid"
+	}
+	return defaultCompanyName
 }

@@ -150,6 +150,10 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return resp, nil
+	}
 	id := d.Get("id").(string)
 	if err := concur.ValidateUserID(id); err != nil {
 		return fieldError("id", "must be a Concur user UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789"), nil
@@ -160,7 +164,7 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	}
 	q := concur.UserQuery{Attributes: attrs, ExcludedAttributes: excluded}
 	var user map[string]any
-	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
 		user, err = a.client.GetUser(ctx, a.host, a.token, strings.ToLower(id), q)
 		return err
 	})
@@ -175,6 +179,10 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 
 func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	co, resp := b.companyOf(d)
+	if resp != nil {
 		return resp, nil
 	}
 	attrs, excluded, resp := projection(d)
@@ -200,15 +208,15 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 	}
 	switch len(given) {
 	case 0:
-		return b.profileRoster(ctx, req, d, concur.UserPage{Attributes: attrs, ExcludedAttributes: excluded})
+		return b.profileRoster(ctx, req, d, co, concur.UserPage{Attributes: attrs, ExcludedAttributes: excluded})
 	case 1:
-		return b.profileFind(ctx, req, d, f)
+		return b.profileFind(ctx, req, d, co, f)
 	}
 	return logical.ErrorResponse("user_name, employee_number, external_id: give at most one"), nil
 }
 
 // profileFind is the filtered search (Identity v4, startIndex paging).
-func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *framework.FieldData,
+func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *framework.FieldData, co *company,
 	f concur.UserFilter) (*logical.Response, error) {
 	if _, ok := d.GetOk("cursor"); ok {
 		return fieldError("cursor", "pages the list of all users; a search by user_name, employee_number or external_id "+
@@ -225,7 +233,7 @@ func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *fram
 		}
 	}
 	var list *concur.UserList
-	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
 		if f.Attribute == concur.FilterEmployeeNumber {
 			// The v4 reference marks companyId required with employeeNumber.
 			f.CompanyID = a.company
@@ -246,7 +254,7 @@ func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *fram
 
 // profileRoster reads one page of the company's users (Identity v4.1,
 // cursor paging), so apps can sync a roster without holding a token.
-func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData,
+func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData, co *company,
 	p concur.UserPage) (*logical.Response, error) {
 	if _, ok := d.GetOk("start_index"); ok {
 		return fieldError("start_index", "pages a search by user_name, employee_number or external_id; "+
@@ -264,7 +272,7 @@ func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 	var list *concur.UserList
-	err := b.withBearer(ctx, req.Storage, func(a bearer) (err error) {
+	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
 		list, err = a.client.ListUsers(ctx, a.host, a.token, p)
 		return err
 	})
@@ -297,15 +305,16 @@ type bearer struct {
 }
 
 func bearerOf(sv *served) bearer {
-	return bearer{client: sv.client, host: sv.state.Token.Geolocation,
-		token: concur.NewSecret(sv.state.Token.AccessToken), company: sv.state.Config.CompanyUUID}
+	return bearer{client: sv.app.client, host: sv.entry.Token.Geolocation,
+		token: concur.NewSecret(sv.entry.Token.AccessToken), company: sv.entry.CompanyUUID}
 }
 
 // withBearer calls Concur with the current access token. If Concur refuses
 // the token before its expiry (401/403), the token is renewed once and the
 // call retried once.
-func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(bearer) error) error {
-	sv, err := b.tokens.usable(ctx, s, minServeTTL)
+func (b *backend) withBearer(ctx context.Context, s logical.Storage, co *company, call func(bearer) error) error {
+	ctx = withCompany(ctx, co.name)
+	sv, err := co.usable(ctx, s, minServeTTL)
 	if err != nil {
 		return err
 	}
@@ -319,10 +328,10 @@ func (b *backend) withBearer(ctx context.Context, s logical.Storage, call func(b
 	if !b.writeSafe() {
 		return logical.ErrReadOnly
 	}
-	if rerr := b.tokens.renewRejected(ctx, s, sv.state.Token.AccessToken); rerr != nil {
+	if rerr := co.renewRejected(ctx, s, sv.entry.Token.AccessToken); rerr != nil {
 		return upstreamError(rerr)
 	}
-	if sv, err = b.tokens.usable(ctx, s, minServeTTL); err != nil {
+	if sv, err = co.usable(ctx, s, minServeTTL); err != nil {
 		return err
 	}
 	if err = call(bearerOf(sv)); err != nil {

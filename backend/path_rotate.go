@@ -45,11 +45,15 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	st, err := b.tokens.rotate(ctx, req.Storage)
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return resp, nil
+	}
+	st, err := co.rotate(ctx, req.Storage)
 	if err != nil {
 		return nil, upstreamError(err)
 	}
-	resp := &logical.Response{Data: map[string]any{
+	resp = &logical.Response{Data: map[string]any{
 		"access_token_expires_at":  formatTime(st.Token.ExpiresAt),
 		"refresh_token_expires_at": formatTime(st.Token.RefreshExpiresAt),
 		"last_refresh_at":          formatTime(st.Token.LastRefreshAt),

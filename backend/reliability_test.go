@@ -141,8 +141,8 @@ func outcomeOf(resp *logical.Response, err error) outcome {
 // storedToken reads the engine's entry straight from storage (never
 // through the failing wrappers).
 func (e *testEnv) storedToken() tokenEntry {
-	var st engineState
-	if _, err := getJSON(context.Background(), e.storage.Storage, stateStorageKey, &st); err != nil {
+	var st companyEntry
+	if _, err := getJSON(context.Background(), e.storage.Storage, defaultCompanyKey, &st); err != nil {
 		// In-memory storage does not fail; a decode error is a bug in the engine.
 		panic(fmt.Sprintf("reading storage: %v", err))
 	}
@@ -152,13 +152,11 @@ func (e *testEnv) storedToken() tokenEntry {
 // memory returns the refresh token the engine holds in memory and whether
 // it is unsaved.
 func (e *testEnv) memory() (refreshToken string, unsaved bool) {
-	ts := e.b.tokens
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	if ts.state != nil {
-		refreshToken = ts.state.Token.RefreshToken
+	v := e.b.tokens.defaultCompany().current()
+	if v.entry != nil {
+		refreshToken = v.entry.Token.RefreshToken
 	}
-	return refreshToken, ts.unsaved
+	return refreshToken, v.unsaved
 }
 
 func (e *testEnv) currentRefreshToken() string {

@@ -76,7 +76,7 @@ func TestSoak(t *testing.T) {
 		"periodic tick every 1-3 min; a burst of "+strconv.Itoa(readers)+" concurrent creds readers a day",
 		fmt.Sprintf("%s simulated; rotation rotate; random token-endpoint faults and storage write failures (seed %d)", span, seed))
 	user := e.sim.Users(testCompany)[0]
-	margin := e.b.tokens.state.Config.RefreshMargin
+	margin := e.b.tokens.refreshMargin()
 
 	var st soakStats
 	failing := []concurtest.Fault{
@@ -105,7 +105,7 @@ func TestSoak(t *testing.T) {
 		// at most one failed attempt (at most three failed requests): the
 		// margin then always leaves time to recover. Longer outages would
 		// let the access token expire, rightly; the fault matrix covers them.
-		if e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.state.Token.Failures == 0 {
+		if e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.defaultEntry().Token.Failures == 0 {
 			switch r := rng.Float64(); {
 			case r < 0.02:
 				n, f := 1+rng.IntN(3), failing[rng.IntN(len(failing))]
@@ -127,7 +127,7 @@ func TestSoak(t *testing.T) {
 		// Storage faults only while Concur behaves: every grant now needs a
 		// marker write first, so a refused write costs a renewal attempt.
 		if _, unsaved := e.memory(); rng.Float64() < 0.004 && !unsaved && e.sim.PendingFaults(concurtest.EndpointToken) == 0 &&
-			e.b.tokens.state.Token.Failures == 0 {
+			e.b.tokens.defaultEntry().Token.Failures == 0 {
 			e.storage.set(1+rng.IntN(2), false)
 			st.storageFaults++
 		}
@@ -145,7 +145,7 @@ func TestSoak(t *testing.T) {
 				// Every other min_ttl burst meets a Concur that fails both
 				// attempts of the shared renewal: readers must still be
 				// served the current, valid token (with a warning).
-				if st.minTTLBursts%2 == 0 && e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.state.Token.Failures == 0 {
+				if st.minTTLBursts%2 == 0 && e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.defaultEntry().Token.Failures == 0 {
 					e.sim.InjectFault(concurtest.EndpointToken, 2, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 503})
 					st.faultsInjected += 2
 					st.faultsFail += 2
@@ -189,8 +189,8 @@ func TestSoak(t *testing.T) {
 				fail("storage does not hold Concur's current refresh token")
 			}
 		}
-		if left := e.b.tokens.remaining(e.b.tokens.state); left <= 0 {
-			tok := e.b.tokens.state.Token
+		if left := e.b.tokens.remaining(e.b.tokens.defaultEntry()); left <= 0 {
+			tok := e.b.tokens.defaultEntry().Token
 			fail("the access token expired (%s): status %s, failures %d, next attempt %s, last refresh %s, last error %q, unsaved %v",
 				left, tok.Status, tok.Failures, tok.NextAttemptAt.Format(time.RFC3339), tok.LastRefreshAt.Format(time.RFC3339), tok.LastError, unsaved)
 		}

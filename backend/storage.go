@@ -3,43 +3,68 @@ package backend
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// stateStorageKey holds the whole engine state: settings and tokens in one
-// entry, so a new refresh token and the settings it belongs to are written
-// together or not at all. It is seal-wrapped (see PathsSpecial) and
-// replicated, so standbys can serve creds from it.
-const stateStorageKey = "config"
+// Storage layout: the app's settings in one entry, each company's token
+// state in its own. Every entry is seal-wrapped (see PathsSpecial) and
+// replicated, so standbys can serve creds from them.
+const (
+	appStorageKey        = "app"
+	companyStoragePrefix = "companies/"
+	// legacyStorageKey is v0.1.0's single entry (settings and the one
+	// company's tokens together). It is upgraded on first load (see
+	// loadApp) and then deleted.
+	legacyStorageKey = "config"
+)
 
-// Engine states reported by config read.
+// defaultCompanyName is the company of the root paths (config, creds,
+// rotate, profile): the one a single-company mount has. It is also
+// companies/default, and names that company in metrics and events.
+const defaultCompanyName = "default"
+
+// companyName is what a company may be called: a short path segment, so a
+// company UUID is a fine name. Names become storage keys, so nothing else
+// gets through.
+var companyName = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,62}[A-Za-z0-9])?$`)
+
+func validCompanyName(name string) bool { return companyName.MatchString(name) }
+
+func companyStorageKey(name string) string { return companyStoragePrefix + name }
+
+// Engine states reported by config and companies/<name> read.
 const (
 	statusOK             = "ok"
 	statusDegraded       = "degraded"        // last refresh failed transiently; retrying with backoff
-	statusNeedsBootstrap = "needs_bootstrap" // no usable refresh token: write config again
+	statusNeedsBootstrap = "needs_bootstrap" // no usable refresh token: write a new request or refresh token
 )
 
-// configEntry is what `config` stores. Secrets are plain strings here because
-// storage needs the values; they never leave through a read.
-type configEntry struct {
+// appEntry is the app registered with Concur: what every company's grants
+// use. Secrets are plain strings here because storage needs the values;
+// they never leave through a read.
+type appEntry struct {
 	ClientID      string        `json:"client_id"`
 	ClientSecret  string        `json:"client_secret"`
-	CompanyUUID   string        `json:"company_uuid"`
 	BaseURL       string        `json:"base_url"`
 	AllowedHosts  []string      `json:"allowed_hosts"`
 	RefreshMargin time.Duration `json:"refresh_margin"`
 }
 
-// engineState is the single stored entry. Values are never modified once
+// companyEntry is one connected company. Values are never modified once
 // published in memory: changes build a copy.
-type engineState struct {
-	Config configEntry `json:"config"`
-	Token  tokenEntry  `json:"token"`
+type companyEntry struct {
+	CompanyUUID string `json:"company_uuid"`
+	// Prewarm keeps an access token ready at all times (renewed before it
+	// expires); without it tokens are obtained on first use, and the refresh
+	// token is kept alive by keep-alive grants.
+	Prewarm bool       `json:"prewarm"`
+	Token   tokenEntry `json:"token"`
 }
 
-// tokenEntry is the engine's state with Concur: the newest tokens Concur gave
+// tokenEntry is a company's state with Concur: the newest tokens Concur gave
 // us and what happened on the last attempt to renew them.
 type tokenEntry struct {
 	AccessToken      string    `json:"access_token"`
@@ -60,11 +85,22 @@ type tokenEntry struct {
 	// automatic renewal may try again.
 	Failures      int       `json:"failures,omitempty"`
 	NextAttemptAt time.Time `json:"next_attempt_at"`
-	// RefreshRenewedAt is when a renewal was last made for the refresh
-	// token's sake (its expiry near), at most once a day.
+	// RefreshRenewedAt is when a grant was last made for the refresh
+	// token's sake (keep-alive, or its expiry near).
 	RefreshRenewedAt time.Time `json:"refresh_renewed_at"`
 	// Grant is the write-ahead marker of a grant in flight (see grantMarker).
 	Grant *grantMarker `json:"grant_in_flight,omitempty"`
+}
+
+// legacyState is v0.1.0's single entry.
+type legacyState struct {
+	Config legacyConfig `json:"config"`
+	Token  tokenEntry   `json:"token"`
+}
+
+type legacyConfig struct {
+	appEntry
+	CompanyUUID string `json:"company_uuid"`
 }
 
 func getJSON(ctx context.Context, s logical.Storage, key string, out any) (bool, error) {
@@ -91,4 +127,32 @@ func putJSON(ctx context.Context, s logical.Storage, key string, v any) error {
 		return fmt.Errorf("writing %s to storage: %w", key, err)
 	}
 	return nil
+}
+
+// upgradeLegacy moves v0.1.0's single entry into the app entry and the
+// default company's, on a node that may write storage. The company goes
+// first (it holds the refresh token), the legacy entry last, so a crash in
+// between repeats the upgrade. A legacy token newer than the default
+// company's stored one (written by an old instance after an earlier
+// upgrade) wins: the newest refresh token is the one Concur honours.
+func upgradeLegacy(ctx context.Context, s logical.Storage, old *legacyState) (*appEntry, error) {
+	var co companyEntry
+	found, err := getJSON(ctx, s, companyStorageKey(defaultCompanyName), &co)
+	if err != nil {
+		return nil, err
+	}
+	if !found || old.Token.LastRefreshAt.After(co.Token.LastRefreshAt) {
+		co = companyEntry{CompanyUUID: old.Config.CompanyUUID, Prewarm: true, Token: old.Token}
+		if err := putJSON(ctx, s, companyStorageKey(defaultCompanyName), &co); err != nil {
+			return nil, err
+		}
+	}
+	app := old.Config.appEntry
+	if err := putJSON(ctx, s, appStorageKey, &app); err != nil {
+		return nil, err
+	}
+	if err := s.Delete(ctx, legacyStorageKey); err != nil {
+		return nil, fmt.Errorf("deleting the upgraded %s entry: %w", legacyStorageKey, err)
+	}
+	return &app, nil
 }

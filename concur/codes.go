@@ -188,3 +188,19 @@ func RefusedForGood(err error) bool {
 	c, ok := oauthCodes[ce.Code]
 	return ok && c.RefusedForGood
 }
+
+// RefusesClient reports whether Concur refused the app's own credentials
+// (unknown or disabled client, wrong client secret): no grant for any of
+// the app's companies can succeed until they are fixed, and the companies'
+// tokens are not at fault.
+func RefusesClient(err error) bool {
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Class != ClassPermanent || ce.ErrorCode == "" {
+		return false
+	}
+	switch ce.Code {
+	case CodeClientNotFound, CodeBadClientSecret, CodeClientDisabled:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,469 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
+)
+
+const pathCompaniesHelpSynopsis = "Connect a Concur company to the mount's app, and see its state."
+
+const pathCompaniesHelpDescription = `
+One connected company of the app configured on config: the company UUID and
+either a company request token (request_token, 24 hours; the requestToken
+App Center hands the partner's connect page) or an existing refresh token
+(refresh_token, with its geolocation when known). The engine calls Concur at
+once and stores the company only once Concur issued a working token; a
+re-connect writes a new request token over the old company and replaces its
+tokens. Without a token the company is stored as needs_bootstrap.
+
+prewarm keeps an access token ready at all times (default: off; tokens are
+obtained on first read and cached). Every company's refresh token is kept
+alive by the engine well before Concur's idle limit either way.
+
+The company's own paths: companies/<name>/creds, companies/<name>/rotate and
+companies/<name>/profile..., as the root paths are the default company's
+(also visible here as companies/default). Reads never return a secret; they
+show the same state as config read. Delete takes revoke=true as config does.
+LIST companies/ lists the names.
+`
+
+// companyFields are the schema of a company's settings (config has them
+// for the default company, companies/<name> for each).
+func companyFields() map[string]*framework.FieldSchema {
+	return map[string]*framework.FieldSchema{
+		"company_uuid": {
+			Type:         framework.TypeString,
+			Description:  "The company's UUID, as shown by Concur's Company Request Token tool (App Center's id).",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Company UUID"},
+		},
+		"request_token": {
+			Type: framework.TypeString,
+			Description: "A company request token (24 hours). Exchanged at once for a refresh token; never stored. " +
+				"Exclusive with refresh_token.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Company request token", Sensitive: true},
+		},
+		"refresh_token": {
+			Type: framework.TypeString,
+			Description: "An existing company refresh token. Checked with a refresh grant before it is stored. " +
+				"Write-only. Exclusive with request_token.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Company refresh token", Sensitive: true},
+		},
+		"geolocation": {
+			Type: framework.TypeString,
+			Description: "With refresh_token: the geolocation Concur named with it (SAP's tutorial keeps it in " +
+				"refreshTokenObjectFile.json). The refresh grant that checks the token goes there; it must match allowed_hosts.",
+			DisplayAttrs: &framework.DisplayAttributes{Name: "Geolocation of the refresh token"},
+		},
+		"revoke": {
+			Type:        framework.TypeBool,
+			Query:       true,
+			Description: "Delete only: also revoke the connection at Concur (all of the company's refresh tokens for this app).",
+		},
+	}
+}
+
+// nameField is the company name in companies/<name>/... paths.
+var nameField = &framework.FieldSchema{
+	Type:        framework.TypeString,
+	Description: "The company's name on this mount (letters, digits, '.', '_', '-'; up to 64; a company UUID is fine).",
+}
+
+func pathCompanies(b *backend) []*framework.Path {
+	fields := companyFields()
+	fields["name"] = nameField
+	fields["prewarm"] = &framework.FieldSchema{
+		Type:        framework.TypeBool,
+		Description: "Keep an access token ready at all times (default: off for named companies, on for default).",
+	}
+	forward := func(cb framework.OperationFunc, summary string) *framework.PathOperation {
+		return &framework.PathOperation{Callback: cb, Summary: summary, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true}
+	}
+	return []*framework.Path{
+		{
+			Pattern:      "companies/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "concur", OperationSuffix: "companies"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{Callback: b.pathCompaniesList, Summary: "List the companies."},
+			},
+			HelpSynopsis:    pathCompaniesHelpSynopsis,
+			HelpDescription: strings.TrimSpace(pathCompaniesHelpDescription),
+		},
+		{
+			Pattern:        "companies/" + framework.GenericNameRegex("name"),
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: "concur", OperationSuffix: "company"},
+			Fields:         fields,
+			ExistenceCheck: b.pathCompanyExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: forward(b.pathCompanyWrite, "Connect a company."),
+				logical.UpdateOperation: forward(b.pathCompanyWrite, "Change a company or replace its tokens."),
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathCompanyRead, Summary: "Read a company's state."},
+				logical.DeleteOperation: forward(b.pathCompanyDelete, "Remove a company; revoke=true also revokes it at Concur."),
+			},
+			HelpSynopsis:    pathCompaniesHelpSynopsis,
+			HelpDescription: strings.TrimSpace(pathCompaniesHelpDescription),
+		},
+	}
+}
+
+// companyOf is the company a request is about: the name in the path, or
+// the default company for the root paths. The name is checked before it
+// goes anywhere near storage.
+func (b *backend) companyOf(d *framework.FieldData) (*company, *logical.Response) {
+	raw, ok := d.GetOk("name")
+	if !ok {
+		return b.tokens.defaultCompany(), nil
+	}
+	name := raw.(string)
+	if !validCompanyName(name) {
+		return nil, fieldError("name", "must be 1 to 64 letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+	}
+	return b.tokens.company(name), nil
+}
+
+func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := b.tokens.names(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathCompanyExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return false, nil
+	}
+	v, err := co.load(ctx, req.Storage)
+	return v.entry != nil, err
+}
+
+func (b *backend) pathCompanyRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return resp, nil
+	}
+	v, err := co.load(ctx, req.Storage)
+	if err != nil || v.entry == nil {
+		return nil, err
+	}
+	data := companyResponseData(v)
+	data["name"] = co.name
+	return &logical.Response{Data: data}, nil
+}
+
+// companyResponseData is a company's state as reads show it: no secret.
+func companyResponseData(v companyView) map[string]any {
+	if v.entry == nil {
+		return map[string]any{"company_uuid": "", "status": statusNotConfigured, "refresh_token_set": false}
+	}
+	e, t := v.entry, v.entry.Token
+	status, lastError := t.Status, t.LastError
+	if status == "" {
+		status = statusNeedsBootstrap
+	}
+	if v.unsaved {
+		status, lastError = statusDegraded, msgUnsaved
+	}
+	return map[string]any{
+		"company_uuid":             e.CompanyUUID,
+		"prewarm":                  e.Prewarm,
+		"refresh_token_set":        t.RefreshToken != "",
+		"geolocation":              t.Geolocation,
+		"scope":                    t.Scope,
+		"access_token_expires_at":  formatTime(t.ExpiresAt),
+		"refresh_token_expires_at": formatTime(t.RefreshExpiresAt),
+		"last_refresh_at":          formatTime(t.LastRefreshAt),
+		"last_error":               lastError,
+		"last_error_at":            formatTime(t.LastErrorAt),
+		"status":                   status,
+	}
+}
+
+func (b *backend) pathCompanyWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d, "revoke"); resp != nil {
+		return resp, nil
+	}
+	if !b.writeSafe() {
+		return nil, logical.ErrReadOnly
+	}
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return resp, nil
+	}
+	app, err := b.tokens.loadApp(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if app.entry == nil {
+		return logical.ErrorResponse("config: write the app's client_id and client_secret to concur/config first"), nil
+	}
+	prev, err := co.load(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	change, resp := companyChangeFrom(d, app, prev.entry, co.name)
+	if resp != nil {
+		return resp, nil
+	}
+	next, err := co.configure(ctx, req.Storage, change)
+	if err != nil {
+		return companyWriteError(change, err)
+	}
+	b.Logger().Info("company written", "company", co.name, "bootstrapped", change.bootstraps(), "geolocation", next.Token.Geolocation)
+	b.sendEvent(ctx, companyWriteEvent(co.name, companyPath(co.name, ""), next))
+	data := companyResponseData(companyView{entry: next})
+	data["name"] = co.name
+	resp = &logical.Response{Data: data}
+	if w := next.Token.LastError; w != "" {
+		resp.AddWarning(w)
+	}
+	return resp, nil
+}
+
+func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if resp := rejectUnknownFields(req, d); resp != nil {
+		return resp, nil
+	}
+	if !b.writeSafe() {
+		return nil, logical.ErrReadOnly
+	}
+	co, resp := b.companyOf(d)
+	if resp != nil {
+		return resp, nil
+	}
+	if err := b.deleteCompany(ctx, req.Storage, co, d.Get("revoke").(bool)); err != nil {
+		return nil, err
+	}
+	b.sendEvent(ctx, companyDeleteEvent(co.name))
+	return nil, nil
+}
+
+// deleteCompany removes a company's tokens, first revoking its connection
+// at Concur when asked (and keeping everything if that fails).
+func (b *backend) deleteCompany(ctx context.Context, s logical.Storage, co *company, revoke bool) error {
+	if revoke {
+		if err := b.revokeConnection(ctx, s, co); err != nil {
+			return err
+		}
+		b.Logger().Info("connection revoked at Concur", "company", co.name)
+	}
+	if err := co.remove(ctx, s); err != nil {
+		if isReadOnly(err) {
+			return logical.ErrReadOnly
+		}
+		return err
+	}
+	return nil
+}
+
+// hasCompanyFields: the write says something about the default company.
+func hasCompanyFields(d *framework.FieldData) bool {
+	for _, f := range []string{"company_uuid", "request_token", "refresh_token", "geolocation"} {
+		if _, ok := d.GetOk(f); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func hasBootstrapFields(d *framework.FieldData) bool {
+	_, req := d.GetOk("request_token")
+	_, ref := d.GetOk("refresh_token")
+	return req || ref
+}
+
+// companyChangeFrom reads and validates a write of the company called name,
+// whose stored entry is prev (nil when new), for app.
+func companyChangeFrom(d *framework.FieldData, app appView, prev *companyEntry, name string) (companyChange, *logical.Response) {
+	c := companyChange{app: app, prewarm: name == defaultCompanyName}
+	if prev != nil {
+		c.companyUUID, c.prewarm = prev.CompanyUUID, prev.Prewarm
+	}
+	if raw, ok := d.GetOk("company_uuid"); ok {
+		v := strings.ToLower(strings.TrimSpace(raw.(string)))
+		if err := concur.ValidateUserID(v); err != nil {
+			return c, fieldError("company_uuid", "must be a UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789")
+		}
+		c.companyUUID = v
+	}
+	if raw, ok := d.GetOk("prewarm"); ok {
+		c.prewarm = raw.(bool)
+	}
+	var resp *logical.Response
+	if c.requestToken, c.refreshToken, resp = tokenFields(d); resp != nil {
+		return c, resp
+	}
+	if c.companyUUID == "" {
+		return c, fieldError("company_uuid", "is required")
+	}
+	if c.refreshBase, resp = refreshTokenGeolocation(d, c.refreshToken, app); resp != nil {
+		return c, resp
+	}
+	if prev != nil && !c.bootstraps() && c.companyUUID != prev.CompanyUUID {
+		return c, fieldError("company_uuid", "changing it needs a new request_token or refresh_token for that company")
+	}
+	return c, nil
+}
+
+// checkGeolocationsAllowed refuses allowed_hosts that would no longer admit
+// a company's current geolocation (except skip's, replaced in this write).
+func (b *backend) checkGeolocationsAllowed(ctx context.Context, s logical.Storage, app appView, skip string) (*logical.Response, error) {
+	names, err := b.tokens.names(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	allow := app.client.AllowedHosts()
+	for _, name := range names {
+		if name == skip {
+			continue
+		}
+		v, err := b.tokens.company(name).load(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if v.entry == nil || v.entry.Token.Geolocation == "" {
+			continue
+		}
+		if err := allow.Check(v.entry.Token.Geolocation); err != nil {
+			return fieldError("allowed_hosts", "the current geolocation %s of company %s would no longer be allowed",
+				v.entry.Token.Geolocation, name), nil
+		}
+	}
+	return nil, nil
+}
+
+// companyWriteError is what the writer of a company change that failed sees.
+func companyWriteError(c companyChange, err error) (*logical.Response, error) {
+	var ce *concur.Error
+	switch {
+	case isReadOnly(err):
+		return nil, logical.ErrReadOnly
+	case errors.As(err, &ce):
+		return bootstrapError(c.bootstrapField(), err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, err // the writer left or timed out; the grant goes on (see company.run)
+	case errors.As(err, new(logical.HTTPCodedError)):
+		return nil, err
+	case c.bootstraps():
+		return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
+	}
+	return nil, err
+}
+
+// tokenFields reads request_token and refresh_token, at most one of them.
+func tokenFields(d *framework.FieldData) (requestToken, refreshToken concur.Secret, resp *logical.Response) {
+	get := func(field string) (concur.Secret, *logical.Response) {
+		raw, ok := d.GetOk(field)
+		if !ok {
+			return concur.Secret{}, nil
+		}
+		v := strings.TrimSpace(raw.(string))
+		if v == "" {
+			return concur.Secret{}, fieldError(field, "is empty")
+		}
+		if err := checkPrintable(v); err != nil {
+			return concur.Secret{}, fieldError(field, "%v", err)
+		}
+		return concur.NewSecret(v), nil
+	}
+	if requestToken, resp = get("request_token"); resp != nil {
+		return concur.Secret{}, concur.Secret{}, resp
+	}
+	if refreshToken, resp = get("refresh_token"); resp != nil {
+		return concur.Secret{}, concur.Secret{}, resp
+	}
+	if !requestToken.IsZero() && !refreshToken.IsZero() {
+		resp = logical.ErrorResponse("request_token, refresh_token: give one or the other, not both")
+	}
+	return requestToken, refreshToken, resp
+}
+
+// refreshTokenGeolocation is where the refresh grant checking an imported
+// refresh token goes: the geolocation given with it (checked against the
+// allow-list), or base_url.
+func refreshTokenGeolocation(d *framework.FieldData, refreshToken concur.Secret, app appView) (string, *logical.Response) {
+	raw, ok := d.GetOk("geolocation")
+	if !ok {
+		return app.entry.BaseURL, nil
+	}
+	if refreshToken.IsZero() {
+		return "", fieldError("geolocation", "goes with refresh_token (it names where that token lives)")
+	}
+	if len(raw.(string)) > maxPatternLength {
+		return "", fieldError("geolocation", "is longer than %d characters", maxPatternLength)
+	}
+	geo, err := concur.NormalizeBaseURL(raw.(string))
+	if err != nil {
+		return "", fieldError("geolocation", "%v", err)
+	}
+	if err := app.client.AllowedHosts().Check(geo); err != nil {
+		return "", fieldError("geolocation", "%s is not allowed by allowed_hosts", geo)
+	}
+	return geo, nil
+}
+
+// bootstrapError explains why Concur would not issue a token for the given
+// settings. A refusal names the field most likely at fault (400); trouble at
+// Concur is a gateway error.
+func bootstrapError(field string, err error) (*logical.Response, error) {
+	var ce *concur.Error
+	if !errors.As(err, &ce) || ce.Class != concur.ClassPermanent {
+		return nil, upstreamError(err)
+	}
+	switch ce.Code {
+	case concur.CodeClientNotFound:
+		field = "client_id"
+	case concur.CodeBadClientSecret, concur.CodeClientDisabled:
+		field = "client_id, client_secret"
+	case concur.CodeCompanyNotEnabled:
+		field = "company_uuid"
+	case concur.CodeIncorrectCredentials:
+		if field == "request_token" {
+			field = "request_token (or client_secret)"
+		}
+	}
+	if field == "" {
+		field = "config"
+	}
+	return logical.ErrorResponse("%s: Concur refused it, nothing was stored: %s", field, ce.Error()), nil
+}
+
+// revokeConnection asks Concur to revoke the company's connection. When
+// Concur refuses the bearer token, an earlier attempt may already have
+// revoked it (its answer lost on the way): a refresh grant tells. If Concur
+// no longer knows the refresh token, the connection is gone, which is what
+// was asked for; if it issues a new token, the revocation is tried once more.
+func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *company) error {
+	sv, err := co.usable(ctx, s, minServeTTL)
+	if err != nil {
+		return err
+	}
+	err = sv.app.client.RevokeConnection(ctx, sv.entry.Token.Geolocation, concur.NewSecret(sv.entry.Token.AccessToken))
+	if !concur.IsUnauthorized(err) {
+		if err != nil {
+			return upstreamError(err)
+		}
+		return nil
+	}
+	e, rerr := co.rotate(ctx, s)
+	if concur.RefusedForGood(rerr) {
+		return nil // Concur refuses the refresh token: the connection is already revoked
+	}
+	if rerr != nil {
+		return upstreamError(rerr)
+	}
+	if err = sv.app.client.RevokeConnection(ctx, e.Token.Geolocation, concur.NewSecret(e.Token.AccessToken)); err != nil {
+		return upstreamError(err)
+	}
+	return nil
+}
