@@ -243,7 +243,7 @@ func custodyCases() []matrixCase {
 			act: opPeriodic, want: want{code: 200, warn: true, says: []string{"401"}}, check: statusIs(statusDegraded)},
 		{name: "periodic/coded-refusal-app-disabled", op: "periodic renewal", fault: "Concur refuses the app with its code (59, client disabled)",
 			sim: rotate, arrange: due, inject: func(m *mx) { m.sim.SetClientEnabled(testClientID, false) }, act: opPeriodic,
-			want: want{code: 200, warn: true, says: []string{"59", "client_id or client_secret"}},
+			want:   want{code: 200, warn: true, says: []string{"59", "client_id or client_secret"}},
 			check:  all(statusIs(statusDegraded), noTokenCallAfter(time.Hour)),
 			resume: func(m *mx) { m.sim.SetClientEnabled(testClientID, true); mustCode(m, opRotate(m), 200, false) },
 			note: "a refusal of the app's own credentials keeps the company's tokens (degraded, not needs_bootstrap) and pauses " +

@@ -50,7 +50,6 @@ Concur to revoke the connection (DELETE /app-mgmt/v0/connections), and keeps
 everything if that fails.
 `
 
-
 func pathConfig(b *backend) *framework.Path {
 	fields := appFields()
 	for k, v := range companyFields() {

@@ -17,7 +17,9 @@ func (ts *tokenStore) defaultEntry() *companyEntry { return ts.defaultCompany().
 func (ts *tokenStore) refreshMargin() time.Duration { return ts.currentApp().entry.RefreshMargin }
 
 // remaining is how long e's access token stays valid.
-func (ts *tokenStore) remaining(e *companyEntry) time.Duration { return ts.defaultCompany().remaining(e) }
+func (ts *tokenStore) remaining(e *companyEntry) time.Duration {
+	return ts.defaultCompany().remaining(e)
+}
 
 // idle waits until no company has a token call in flight.
 func (ts *tokenStore) idle() {
