@@ -14,16 +14,20 @@ import (
 
 // jwtSigner signs access and id tokens with RS256, like Concur. The key is
 // made on first use (a simulator that never grants pays nothing) and lives
-// as long as the Server; its public half is served as a JWKS.
+// as long as the Server; its public half is served as a JWKS. It is a
+// 1024-bit key: nothing trusts a simulator's signature, and signing with
+// 2048 bits made the signatures most of the cost of partner-scale tests.
 type jwtSigner struct {
 	once sync.Once
 	key  *rsa.PrivateKey
 	kid  string
 }
 
+const signingKeyBits = 1024 // the smallest Go's crypto/rsa accepts by default
+
 func (j *jwtSigner) init() {
 	j.once.Do(func() {
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		key, err := rsa.GenerateKey(rand.Reader, signingKeyBits)
 		if err != nil {
 			panic("concurtest: generating the token signing key: " + err.Error())
 		}
