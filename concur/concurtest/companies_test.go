@@ -68,6 +68,10 @@ func TestCompaniesThroughAdmin(t *testing.T) {
 			t.Errorf("data centre %s: %d %s", dc, r.status, r.raw)
 		}
 	}
+	if r := adminDo(t, s, http.MethodPost, "/_sim/companies", map[string]any{"users": maxAdminUsers + 1}); r.status != 400 ||
+		!strings.Contains(r.body["error"].(string), "users") {
+		t.Errorf("too many users: %d %s", r.status, r.raw)
+	}
 	if r := adminDo(t, s, http.MethodPut, "/_sim/companies", nil); r.status != 405 || r.header.Get("Allow") != "GET, POST" {
 		t.Errorf("PUT /_sim/companies: %d Allow=%q", r.status, r.header.Get("Allow"))
 	}

@@ -11,6 +11,12 @@
 // with real URLs. A data centre named LandingZone ("glz") is the Global
 // Landing Zone: no company lives there, and it answers the company password
 // grant for companies of every data centre (see Options.LandingZoneServesAll).
+//
+// A client may serve many companies, as an App Center partner does:
+// AddCompany registers a known UUID, CreateCompany and NewCompany make new
+// ones spread over the data centres, and CompanyStats counts each company's
+// grants. Lookups are by map, so 10,000 companies cost no more per request
+// than one (BenchmarkRefreshGrant10kCompanies).
 package concurtest
 
 import (
