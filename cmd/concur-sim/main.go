@@ -35,6 +35,7 @@ const (
 	defaultClientSecret = "0b6b4f3e-9a4e-4d6f-8f5c-7d7e2c1a9b00"
 	defaultCompanyUUID  = "aa076ada-80a9-4f57-8e98-9300b1c3171d"
 	shutdownTimeout     = 10 * time.Second
+	maxCompanies        = 1_000_000 // a typo guard: 10,000 is the goal scale
 )
 
 func main() {
@@ -48,7 +49,7 @@ type config struct {
 	requestToken, refreshToken                  string
 	rotation                                    string
 	grace, requestTokenTTL, accessTokenTTL      time.Duration
-	requestTokenUses, users                     int
+	requestTokenUses, users, companies          int
 	tlsCert, tlsKey, geolocation                string
 	dataCenters, companyDC, scopes              string
 	expiresAsStrings, rejectCharset             bool
@@ -61,6 +62,11 @@ const adminHelp = `
 Admin API (acts on --client-id and --company-uuid; reveals tokens by design):
   GET  /_sim/users | /_sim/current-refresh-token | /_sim/stats
   POST /_sim/request-token | /_sim/refresh-token | /_sim/revoke | /_sim/clear-faults | /_sim/reset-counters
+       users, current-refresh-token, stats, request-token, refresh-token, revoke and id-token-subject
+       act on another company of the client given "company_uuid" (?company_uuid=... or in the JSON body)
+  POST /_sim/companies {"data_center":"...","users":N} (both optional)   a new company of the client:
+       {"company_uuid","request_token","data_center"}; data centres in turn, 3 users; unknown data centre: 400
+  GET  /_sim/companies   [{"company_uuid","data_center"}], --company-uuid and --companies included
   POST /_sim/rotation {"rotation":"stable|rotate|grace"}      POST /_sim/clock/advance {"seconds":N}
   POST /_sim/fault {"endpoint":"token|users|connections|jwks","count":N,"kind":K, ...}
        status       "status" (default 503), "retry_after"
@@ -75,8 +81,9 @@ Admin API (acts on --client-id and --company-uuid; reveals tokens by design):
                     exact shape; "status" (default 400, 403 for 53), "geolocation" for 16 and 108
   POST /_sim/id-token-subject {"sub":"..."}   id_tokens of the company name this sub ("" resets)
   POST /_sim/deprecation {"endpoint":E,"warning":"...","sunset":"..."}   x-api-warn / sunset headers
-  GET  /_sim/stats counts calls, grants, error codes and "dead_refresh_token_presented" (refresh
-       grants that presented a revoked, rotated-away or expired refresh token).
+  GET  /_sim/stats counts calls, grants, error codes, "refresh_token_uses" and
+       "dead_refresh_token_presented" (refresh grants that presented a revoked, rotated-away or expired
+       refresh token); with ?company_uuid=... those of one company (its token requests and grants).
 Token endpoint extras: GET /oauth2/v0/jwks serves the RS256 key that signs access and id tokens.
 `
 
@@ -101,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.requestTokenTTL, "request-token-ttl", concurtest.DefaultRequestTokenTTL, "request token lifetime")
 	fs.DurationVar(&c.accessTokenTTL, "access-token-ttl", concurtest.AccessTokenLifetime, "access token lifetime (expires_in); shorten it to watch renewals")
 	fs.IntVar(&c.users, "users", concurtest.DefaultUsers, "simulated Identity users of the company")
+	fs.IntVar(&c.companies, "companies", 0, fmt.Sprintf("extra companies of the client to create at start, spread over the "+
+		"data centres in turn, %d users each (GET /_sim/companies lists them; POST /_sim/request-token with their "+
+		"company_uuid gives request tokens)", concurtest.DefaultCompanyUsers))
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&c.geolocation, "geolocation", "", "geolocation value put in token responses (default: the data centre's own URL)")
@@ -131,6 +141,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	case concurtest.RotationStable, concurtest.RotationRotate, concurtest.RotationGrace:
 	default:
 		return nil, fmt.Errorf("--rotation must be stable, rotate or grace, not %q", c.rotation)
+	}
+	if c.companies < 0 || c.companies > maxCompanies {
+		return nil, fmt.Errorf("--companies must be between 0 and %d, not %d", maxCompanies, c.companies)
 	}
 	if c.clientID == "" || c.clientSecret == "" || c.companyUUID == "" {
 		return nil, errors.New("--client-id, --client-secret and --company-uuid must not be empty")
@@ -163,6 +176,36 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// seed registers the client, its companies and their tokens, turns the
+// admin API on and says on stderr what is where.
+func seed(s *concurtest.Server, c *config, stderr io.Writer) {
+	s.AddClient(c.clientID, c.clientSecret, splitList(c.scopes)...)
+	s.AddCompany(c.companyUUID, c.companyDC)
+	if c.requestToken == "" {
+		// A simulated secret, so it goes to stderr only, and only because
+		// nobody else knows it.
+		fmt.Fprintln(stderr, "concur-sim: generated request token:", s.NewRequestToken(c.clientID, c.companyUUID))
+	} else {
+		s.AddRequestToken(c.clientID, c.companyUUID, c.requestToken)
+	}
+	if c.refreshToken != "" {
+		s.AddRefreshToken(c.clientID, c.companyUUID, c.refreshToken)
+	}
+	for range c.companies {
+		s.NewCompany("")
+	}
+	s.EnableAdmin(c.clientID, c.companyUUID)
+
+	for _, dc := range s.DataCenters() {
+		fmt.Fprintf(stderr, "concur-sim: data centre %s at %s\n", dc, s.URLOf(dc))
+	}
+	fmt.Fprintf(stderr, "concur-sim: client id %s, company %s (lives in %s)\n", c.clientID, c.companyUUID,
+		s.DataCenterOf(c.companyUUID))
+	if c.companies > 0 {
+		fmt.Fprintf(stderr, "concur-sim: %d more companies (GET /_sim/companies lists them)\n", c.companies)
+	}
 }
 
 // run is main without the process: tests call it with their own writers
@@ -223,25 +266,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		fmt.Fprintf(stderr, "concur-sim: --company-data-center %q is not a data centre of --data-centers a company can live in\n", c.companyDC)
 		return 2
 	}
-	s.AddClient(c.clientID, c.clientSecret, splitList(c.scopes)...)
-	s.AddCompany(c.companyUUID, c.companyDC)
-	if c.requestToken == "" {
-		// A simulated secret, so it goes to stderr only, and only because
-		// nobody else knows it.
-		fmt.Fprintln(stderr, "concur-sim: generated request token:", s.NewRequestToken(c.clientID, c.companyUUID))
-	} else {
-		s.AddRequestToken(c.clientID, c.companyUUID, c.requestToken)
-	}
-	if c.refreshToken != "" {
-		s.AddRefreshToken(c.clientID, c.companyUUID, c.refreshToken)
-	}
-	s.EnableAdmin(c.clientID, c.companyUUID)
-
-	for _, dc := range s.DataCenters() {
-		fmt.Fprintf(stderr, "concur-sim: data centre %s at %s\n", dc, s.URLOf(dc))
-	}
-	fmt.Fprintf(stderr, "concur-sim: client id %s, company %s (lives in %s)\n", c.clientID, c.companyUUID,
-		s.DataCenterOf(c.companyUUID))
+	seed(s, c, stderr)
 	fmt.Fprintf(stdout, "concur-sim listening on %s\n", s.URL)
 
 	sig := <-stop

@@ -236,6 +236,65 @@ func TestRunSeededTokensAndDataCenters(t *testing.T) {
 	s.shutdown(t)
 }
 
+func getJSON(t *testing.T, c *http.Client, u string, v any) int {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", u, err)
+	}
+	return resp.StatusCode
+}
+
+// --companies creates companies spread over the data centres; POST
+// /_sim/companies adds one whose request token works at its data centre.
+func TestRunCompanies(t *testing.T) {
+	s := start(t, "--data-centers", "glz,us2,eu2", "--companies", "3")
+	c := &http.Client{}
+	var list []struct {
+		CompanyUUID string `json:"company_uuid"`
+		DataCenter  string `json:"data_center"`
+	}
+	if getJSON(t, c, s.url+"/_sim/companies", &list); len(list) != 4 || list[0].CompanyUUID != defaultCompanyUUID {
+		t.Fatalf("companies: %+v", list)
+	}
+	var dcs []string
+	for _, co := range list[1:] {
+		dcs = append(dcs, co.DataCenter)
+	}
+	if strings.Join(dcs, ",") != "us2,eu2,us2" {
+		t.Errorf("--companies 3 over glz,us2,eu2 live in %v", dcs)
+	}
+	resp, err := c.Post(s.url+"/_sim/companies", "application/json", strings.NewReader(`{"data_center":"eu2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || created["data_center"] != "eu2" {
+		t.Fatalf("POST /_sim/companies: %d %v", resp.StatusCode, created)
+	}
+	form := url.Values{"client_id": {defaultClientID}, "client_secret": {defaultClientSecret}, "grant_type": {"password"},
+		"credtype": {"authtoken"}, "username": {created["company_uuid"]}, "password": {created["request_token"]}}
+	status, body := postJSON(t, c, s.url+"/oauth2/v0/token", form)
+	if status != 200 || !strings.HasPrefix(body["geolocation"].(string), "http://127.0.0.1:") || body["geolocation"] == s.url {
+		t.Fatalf("exchange at the landing zone: %d %v", status, body)
+	}
+	var st struct{ Grants map[string]int }
+	if getJSON(t, c, s.url+"/_sim/stats?company_uuid="+created["company_uuid"], &st); st.Grants["password"] != 1 {
+		t.Errorf("the new company's stats: %+v", st)
+	}
+	var seeded struct{ Grants map[string]int }
+	if getJSON(t, c, s.url+"/_sim/stats?company_uuid="+defaultCompanyUUID, &seeded); seeded.Grants == nil || seeded.Grants["password"] != 0 {
+		t.Errorf("the seeded company's stats: %+v", seeded)
+	}
+	s.shutdown(t)
+}
+
 func TestRunTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := writeCert(t, dir)
@@ -263,6 +322,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"extra-arg"},
 		{"--listen", "127.0.0.1:0", "--data-centers", "us2", "--company-data-center", "eu9"},
 		{"--listen", "127.0.0.1:0", "--data-centers", "glz,us2", "--company-data-center", "glz"},
+		{"--companies", "-1"},
 	} {
 		var stderr lockedBuffer
 		if code := run(args, io.Discard, &stderr, make(chan os.Signal)); code != 2 {
@@ -272,7 +332,9 @@ func TestRunBadFlags(t *testing.T) {
 	var stderr lockedBuffer
 	if code := run([]string{"--help"}, io.Discard, &stderr, nil); code != 0 || !strings.Contains(stderr.String(), "-request-token") ||
 		!strings.Contains(stderr.String(), "oauth-error") || !strings.Contains(stderr.String(), "dead_refresh_token_presented") ||
-		!strings.Contains(stderr.String(), "Landing zone") || !strings.Contains(stderr.String(), "-landing-zone-serves-all") {
+		!strings.Contains(stderr.String(), "Landing zone") || !strings.Contains(stderr.String(), "-landing-zone-serves-all") ||
+		!strings.Contains(stderr.String(), "-companies") || !strings.Contains(stderr.String(), "POST /_sim/companies") ||
+		!strings.Contains(stderr.String(), "company_uuid") {
 		t.Errorf("--help: exit %d\n%s", code, stderr.String())
 	}
 	// A busy address is an error, not a hang.

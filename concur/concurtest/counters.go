@@ -8,50 +8,88 @@ import (
 // counters records what clients did, for assertions. Requests are counted
 // as they arrive, before faults, so a retried call shows up once per attempt.
 type counters struct {
-	mu          sync.Mutex
-	calls       map[Endpoint]int
-	grants      map[string]int
+	mu  sync.Mutex
+	all tally
+	// refreshUses counts presentations per refresh token value.
 	refreshUses map[string]int
-	errors      map[int]int
+	// companies holds a tally per company UUID that token requests could be
+	// attributed to (see Server.grantCompany); only companies with traffic
+	// have one.
+	companies map[string]*tally
+}
+
+// tally is one set of counts: the whole server's or one company's.
+type tally struct {
+	calls  map[Endpoint]int
+	grants map[string]int
+	errors map[int]int
+	// refreshUses counts refresh grants that presented a refresh token.
+	refreshUses int
 	// deadRefreshUses counts refresh grants that presented a refresh token
 	// the simulator had issued but that was dead (revoked, rotated away,
 	// expired): each one is a custody failure of the client.
 	deadRefreshUses int
 }
 
-func (c *counters) init() {
-	c.calls = map[Endpoint]int{}
-	c.grants = map[string]int{}
-	c.refreshUses = map[string]int{}
-	c.errors = map[int]int{}
-	c.deadRefreshUses = 0
+func newTally() *tally {
+	return &tally{calls: map[Endpoint]int{}, grants: map[string]int{}, errors: map[int]int{}}
 }
 
-func (c *counters) call(ep Endpoint, grant, refresh string) {
+func (c *counters) init() {
+	c.all = *newTally()
+	c.refreshUses = map[string]int{}
+	c.companies = map[string]*tally{}
+}
+
+// tallies returns the server's tally and, when company is not "", the
+// company's (created on first use). Call with mu held.
+func (c *counters) tallies(company string) []*tally {
+	if company == "" {
+		return []*tally{&c.all}
+	}
+	t := c.companies[company]
+	if t == nil {
+		t = newTally()
+		c.companies[company] = t
+	}
+	return []*tally{&c.all, t}
+}
+
+// call counts a request to ep; company is who it is about ("" if unknown).
+func (c *counters) call(ep Endpoint, grant, refresh, company string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.calls[ep]++
-	if grant != "" {
-		c.grants[grant]++
-	}
 	if refresh != "" {
 		c.refreshUses[refresh]++
 	}
+	for _, t := range c.tallies(company) {
+		t.calls[ep]++
+		if grant != "" {
+			t.grants[grant]++
+		}
+		if refresh != "" {
+			t.refreshUses++
+		}
+	}
 }
 
-func (c *counters) errorCode(code int) {
+func (c *counters) errorCode(code int, company string) {
 	if code == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.errors[code]++
+	for _, t := range c.tallies(company) {
+		t.errors[code]++
+	}
 }
 
-func (c *counters) deadRefresh() {
+func (c *counters) deadRefresh(company string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.deadRefreshUses++
+	for _, t := range c.tallies(company) {
+		t.deadRefreshUses++
+	}
 }
 
 // DeadRefreshTokenUses returns how many refresh grants presented a refresh
@@ -61,14 +99,14 @@ func (c *counters) deadRefresh() {
 func (s *Server) DeadRefreshTokenUses() int {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
-	return s.counters.deadRefreshUses
+	return s.counters.all.deadRefreshUses
 }
 
 // Calls returns how many requests reached ep (faulted ones included).
 func (s *Server) Calls(ep Endpoint) int {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
-	return s.counters.calls[ep]
+	return s.counters.all.calls[ep]
 }
 
 // GrantCalls returns how many token requests carried grant_type
@@ -76,7 +114,7 @@ func (s *Server) Calls(ep Endpoint) int {
 func (s *Server) GrantCalls(grantType string) int {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
-	return s.counters.grants[grantType]
+	return s.counters.all.grants[grantType]
 }
 
 // RefreshTokenUses returns how many refresh grants presented token,
@@ -91,7 +129,7 @@ func (s *Server) RefreshTokenUses(token string) int {
 func (s *Server) ErrorCount(code int) int {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
-	return s.counters.errors[code]
+	return s.counters.all.errors[code]
 }
 
 // ResetCounters zeroes every counter.
@@ -101,11 +139,14 @@ func (s *Server) ResetCounters() {
 	s.counters.init()
 }
 
-// Stats is a snapshot of the counters (the JSON of GET /_sim/stats).
+// Stats is a snapshot of the counters (the JSON of GET /_sim/stats), of the
+// whole server or of one company (CompanyStats).
 type Stats struct {
 	Calls  map[string]int `json:"calls"`
 	Grants map[string]int `json:"grants"`
 	Errors map[string]int `json:"errors"`
+	// RefreshTokenUses counts refresh grants that presented a refresh token.
+	RefreshTokenUses int `json:"refresh_token_uses"`
 	// DeadRefreshTokenPresented is DeadRefreshTokenUses.
 	DeadRefreshTokenPresented int `json:"dead_refresh_token_presented"`
 }
@@ -114,15 +155,33 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.counters.mu.Lock()
 	defer s.counters.mu.Unlock()
+	return s.counters.all.stats()
+}
+
+// CompanyStats returns a copy of one company's counters: token requests
+// (Calls["token"]) and grants whose company UUID (password grant) or refresh
+// token (refresh grant) names the company, their Concur error codes, and
+// the company's dead refresh tokens presented. Requests naming no known
+// company or token count only in Stats. Identity calls are not attributed.
+func (s *Server) CompanyStats(companyUUID string) Stats {
+	s.counters.mu.Lock()
+	defer s.counters.mu.Unlock()
+	if t := s.counters.companies[companyUUID]; t != nil {
+		return t.stats()
+	}
+	return newTally().stats()
+}
+
+func (t *tally) stats() Stats {
 	st := Stats{Calls: map[string]int{}, Grants: map[string]int{}, Errors: map[string]int{},
-		DeadRefreshTokenPresented: s.counters.deadRefreshUses}
-	for k, v := range s.counters.calls {
+		RefreshTokenUses: t.refreshUses, DeadRefreshTokenPresented: t.deadRefreshUses}
+	for k, v := range t.calls {
 		st.Calls[string(k)] = v
 	}
-	for k, v := range s.counters.grants {
+	for k, v := range t.grants {
 		st.Grants[k] = v
 	}
-	for k, v := range s.counters.errors {
+	for k, v := range t.errors {
 		st.Errors[strconv.Itoa(k)] = v
 	}
 	return st

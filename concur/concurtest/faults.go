@@ -351,7 +351,7 @@ func (s *Server) writeOAuthFault(w http.ResponseWriter, f Fault, c *call) {
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
 	}
-	s.writeOAuthError(w, e)
+	s.writeOAuthError(w, c, e)
 }
 
 // faultBody is the only concrete 429 body Concur documents (List Item v4,

@@ -12,25 +12,32 @@ import (
 	"sync"
 )
 
-// jwtSigner signs access and id tokens with RS256, like Concur. The key is
-// made on first use (a simulator that never grants pays nothing) and lives
-// as long as the Server; its public half is served as a JWKS. It is a
-// 1024-bit key: nothing trusts a simulator's signature, and signing with
-// 2048 bits made the signatures most of the cost of partner-scale tests.
+// jwtSigner signs access and id tokens with RS256, like Concur; the public
+// half of its key is served as a JWKS.
 type jwtSigner struct {
 	once sync.Once
 	key  *rsa.PrivateKey
 	kid  string
 }
 
-const signingKeyBits = 1024 // the smallest Go's crypto/rsa accepts by default
+// processSigningKey is made on first use (a simulator that never grants pays
+// nothing) and then shared by every Server of the process, read-only: a
+// 2048-bit key takes 100-500 ms to make on a busy machine (more under -race),
+// which each simulator used to pay inside its first grant, beyond the 200 ms
+// client timeouts of the concur package's fault tests. It is a 1024-bit key
+// (the least crypto/rsa accepts by default): nothing trusts a simulator's
+// signature, and 2048-bit signing was most of the CPU of partner-scale tests.
+var processSigningKey = sync.OnceValue(func() *rsa.PrivateKey {
+	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		panic("concurtest: generating the token signing key: " + err.Error())
+	}
+	return key
+})
 
 func (j *jwtSigner) init() {
 	j.once.Do(func() {
-		key, err := rsa.GenerateKey(rand.Reader, signingKeyBits)
-		if err != nil {
-			panic("concurtest: generating the token signing key: " + err.Error())
-		}
+		key := processSigningKey()
 		sum := sha256.Sum256(key.N.Bytes())
 		j.key, j.kid = key, "concur-sim-"+hex.EncodeToString(sum[:8])
 	})

@@ -75,7 +75,7 @@ func (s *Server) idTokenSubject(companyUUID string) string {
 // that a fault answered without processing; processed requests are counted
 // by the grant itself, atomically with the state it reads.
 func (s *Server) noteUnprocessedRefresh(r *http.Request, c *call) {
-	_, presented := peekGrant(r, c.body)
+	presented := peekGrant(r, c.body).refresh
 	if presented == "" {
 		return
 	}
@@ -84,6 +84,6 @@ func (s *Server) noteUnprocessedRefresh(r *http.Request, c *call) {
 	dead := t != nil && !t.live(s.Clock.Now())
 	s.mu.Unlock()
 	if dead {
-		s.counters.deadRefresh()
+		s.counters.deadRefresh(t.company)
 	}
 }

@@ -11,6 +11,12 @@
 // with real URLs. A data centre named LandingZone ("glz") is the Global
 // Landing Zone: no company lives there, and it answers the company password
 // grant for companies of every data centre (see Options.LandingZoneServesAll).
+//
+// A client may serve many companies, as an App Center partner does:
+// AddCompany registers a known UUID, CreateCompany and NewCompany make new
+// ones spread over the data centres, and CompanyStats counts each company's
+// grants. Lookups are by map, so 10,000 companies cost no more per request
+// than one (BenchmarkRefreshGrant10kCompanies).
 package concurtest
 
 import (
@@ -105,6 +111,7 @@ type Server struct {
 
 	opts   Options
 	dcs    []*dataCenter
+	homes  []*dataCenter // the data centres companies can live in (not the landing zone)
 	client *http.Client
 
 	// mu guards all token and directory state below; counters and faults
@@ -113,6 +120,9 @@ type Server struct {
 	rotation      Rotation
 	clients       map[string]*client
 	companies     map[string]*company
+	companyOrder  []string // company UUIDs in creation order, for listings
+	nextHome      int      // round-robin index into homes for NewCompany
+	conns         map[connKey]*connection
 	requestTokens map[string]*requestToken
 	refreshTokens map[string]*refreshToken
 	accessTokens  map[string]*accessToken
@@ -218,6 +228,7 @@ func newServer(first net.Listener, opts Options) (*Server, error) {
 		rotation:      opts.Rotation,
 		clients:       map[string]*client{},
 		companies:     map[string]*company{},
+		conns:         map[connKey]*connection{},
 		requestTokens: map[string]*requestToken{},
 		refreshTokens: map[string]*refreshToken{},
 		accessTokens:  map[string]*accessToken{},
@@ -263,6 +274,9 @@ func newServer(first net.Listener, opts Options) (*Server, error) {
 			ErrorLog:     log.New(logWriter{s}, "", 0),
 		}
 		s.dcs = append(s.dcs, dc)
+		if !dc.isLandingZone() {
+			s.homes = append(s.homes, dc)
+		}
 		go func() { _ = dc.srv.Serve(ln) }()
 	}
 	s.URL = s.dcs[0].url
@@ -393,12 +407,7 @@ func (s *Server) DataCenterOf(companyUUID string) string {
 // homeDataCenter is where companies live unless told otherwise: the first
 // data centre that is not the landing zone.
 func (s *Server) homeDataCenter() *dataCenter {
-	for _, dc := range s.dcs {
-		if !dc.isLandingZone() {
-			return dc
-		}
-	}
-	return s.dcs[0] // unreachable: newServer refuses a landing zone alone
+	return s.homes[0] // newServer refuses a landing zone alone
 }
 
 // answersGrant reports whether dc runs grant for a company: its own data
@@ -448,6 +457,9 @@ type call struct {
 	cid   string
 	body  []byte // token endpoint: the raw form body (read once, before faults)
 	grant string
+	// company is who a token request is about, for the counters ("" if
+	// unknown; see grantCompany).
+	company string
 }
 
 const maxRequestBody = 1 << 20
@@ -476,9 +488,9 @@ func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			c.body = body
 		}
-		grant, refresh := peekGrant(r, c.body)
-		c.grant = grant
-		s.counters.call(ep, grant, refresh)
+		peek := peekGrant(r, c.body)
+		c.grant, c.company = peek.grant, s.grantCompany(peek)
+		s.counters.call(ep, peek.grant, peek.refresh, c.company)
 		h.dc.count(ep)
 		outcome = s.serveWithFaults(rec, r, ep, c)
 	}

@@ -46,9 +46,24 @@ type client struct {
 type company struct {
 	uuid string
 	dc   string
+	// users is how many Identity users the company gets; 0 -> Options.Users,
+	// negative -> none.
+	users int
 	// disabledFor holds client ids the company has not (or no longer)
-	// enabled: code 53. Companies are enabled for every client by default.
+	// enabled: code 53. Companies are enabled for every client by default;
+	// nil until one is disabled, so that 10,000 companies stay small.
 	disabledFor map[string]bool
+}
+
+// connKey names a connection: one client's tokens for one company.
+type connKey struct{ clientID, company string }
+
+// connection lists a connection's tokens in issue order, so that revoking
+// it or finding its current refresh token costs its own tokens, not every
+// token of every company.
+type connection struct {
+	refresh []*refreshToken
+	access  []*accessToken
 }
 
 type requestToken struct {
@@ -68,6 +83,7 @@ type refreshToken struct {
 func (t *refreshToken) live(now time.Time) bool { return !t.revoked && now.Before(t.expires) }
 
 type accessToken struct {
+	value             string
 	clientID, company string
 	scopes            []string
 	expires           time.Time
@@ -111,7 +127,14 @@ func (s *Server) AddCompany(companyUUID, dataCenter string) {
 		c.dc = dataCenter
 		return
 	}
-	s.companies[companyUUID] = &company{uuid: companyUUID, dc: dataCenter, disabledFor: map[string]bool{}}
+	s.addCompanyLocked(&company{uuid: companyUUID, dc: dataCenter})
+}
+
+// addCompanyLocked registers a new company; companyOrder keeps creation
+// order for listings.
+func (s *Server) addCompanyLocked(c *company) {
+	s.companies[c.uuid] = c
+	s.companyOrder = append(s.companyOrder, c.uuid)
 }
 
 // SetCompanyEnabled says whether a company has enabled a client; a grant for
@@ -120,9 +143,12 @@ func (s *Server) SetCompanyEnabled(clientID, companyUUID string, enabled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.companyLocked(companyUUID)
-	if enabled {
+	switch {
+	case enabled:
 		delete(c.disabledFor, clientID)
-	} else {
+	case c.disabledFor == nil:
+		c.disabledFor = map[string]bool{clientID: true}
+	default:
 		c.disabledFor[clientID] = true
 	}
 }
@@ -132,8 +158,8 @@ func (s *Server) SetCompanyEnabled(clientID, companyUUID string, enabled bool) {
 func (s *Server) companyLocked(companyUUID string) *company {
 	c := s.companies[companyUUID]
 	if c == nil {
-		c = &company{uuid: companyUUID, dc: s.homeDataCenter().name, disabledFor: map[string]bool{}}
-		s.companies[companyUUID] = c
+		c = &company{uuid: companyUUID, dc: s.homeDataCenter().name}
+		s.addCompanyLocked(c)
 	}
 	return c
 }
@@ -174,11 +200,34 @@ func (s *Server) AddRefreshToken(clientID, companyUUID, token string) {
 }
 
 func (s *Server) storeRefreshLocked(value, clientID, companyUUID string, now time.Time) *refreshToken {
+	if old := s.refreshTokens[value]; old != nil {
+		// Re-seeded value: the replaced entry must not stay live in its
+		// connection's list.
+		old.revoked = true
+	}
 	s.seq++
 	t := &refreshToken{value: value, clientID: clientID, company: companyUUID,
 		expires: s.refreshExpiry(now), seq: s.seq}
 	s.refreshTokens[value] = t
+	conn := s.connLocked(clientID, companyUUID)
+	conn.refresh = append(conn.refresh, t)
 	return t
+}
+
+func (s *Server) storeAccessLocked(t *accessToken) {
+	s.accessTokens[t.value] = t
+	conn := s.connLocked(t.clientID, t.company)
+	conn.access = append(conn.access, t)
+}
+
+func (s *Server) connLocked(clientID, companyUUID string) *connection {
+	k := connKey{clientID: clientID, company: companyUUID}
+	conn := s.conns[k]
+	if conn == nil {
+		conn = &connection{}
+		s.conns[k] = conn
+	}
+	return conn
 }
 
 func (s *Server) refreshExpiry(now time.Time) time.Time {
@@ -197,15 +246,15 @@ func (s *Server) RevokeConnection(clientID, companyUUID string) {
 }
 
 func (s *Server) revokeLocked(clientID, companyUUID string) {
-	for _, t := range s.refreshTokens {
-		if t.clientID == clientID && t.company == companyUUID {
-			t.revoked = true
-		}
+	conn := s.conns[connKey{clientID: clientID, company: companyUUID}]
+	if conn == nil {
+		return
 	}
-	for _, t := range s.accessTokens {
-		if t.clientID == clientID && t.company == companyUUID {
-			t.revoked = true
-		}
+	for _, t := range conn.refresh {
+		t.revoked = true
+	}
+	for _, t := range conn.access {
+		t.revoked = true
 	}
 }
 
@@ -215,16 +264,17 @@ func (s *Server) CurrentRefreshToken(clientID, companyUUID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.Clock.Now()
-	var best *refreshToken
-	for _, t := range s.refreshTokens {
-		if t.clientID == clientID && t.company == companyUUID && t.live(now) && (best == nil || t.seq > best.seq) {
-			best = t
-		}
-	}
-	if best == nil {
+	conn := s.conns[connKey{clientID: clientID, company: companyUUID}]
+	if conn == nil {
 		return ""
 	}
-	return best.value
+	// Issue order: the last live one is the newest.
+	for i := len(conn.refresh) - 1; i >= 0; i-- {
+		if t := conn.refresh[i]; t.live(now) {
+			return t.value
+		}
+	}
+	return ""
 }
 
 // RefreshTokenValid reports whether token is a live refresh token right now.
@@ -277,7 +327,11 @@ func (s *Server) Users(companyUUID string) []User {
 func (s *Server) usersLocked(companyUUID string) []*simUser {
 	us, ok := s.users[companyUUID]
 	if !ok {
-		us = generateUsers(companyUUID, s.opts.Users)
+		n := s.opts.Users
+		if c := s.companies[companyUUID]; c != nil && c.users != 0 {
+			n = c.users
+		}
+		us = generateUsers(companyUUID, n)
 		s.users[companyUUID] = us
 	}
 	return us

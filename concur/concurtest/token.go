@@ -54,8 +54,8 @@ func (e *oauthError) withGeo(geo, cid string) *oauthError {
 	return e
 }
 
-func (s *Server) writeOAuthError(w http.ResponseWriter, e *oauthError) {
-	s.counters.errorCode(e.code)
+func (s *Server) writeOAuthError(w http.ResponseWriter, c *call, e *oauthError) {
+	s.counters.errorCode(e.code, c.company)
 	writeJSON(w, e.status, e.body)
 }
 
@@ -70,44 +70,73 @@ func isForm(ct string, rejectCharset bool) bool {
 	return !(rejectCharset && hasCharset)
 }
 
-// peekGrant reads grant_type and the presented refresh token for the
-// counters; it runs before faults so faulted attempts are counted too.
-func peekGrant(r *http.Request, body []byte) (grant, refresh string) {
+// peekedGrant is what the counters need from a token request.
+type peekedGrant struct {
+	grant    string // grant_type
+	refresh  string // the refresh token presented (refresh grant)
+	username string // the company UUID named (password grant)
+}
+
+// peekGrant reads the form for the counters; it runs before faults so
+// faulted attempts are counted too.
+func peekGrant(r *http.Request, body []byte) peekedGrant {
 	if len(body) == 0 || !isForm(r.Header.Get("Content-Type"), false) {
-		return "", ""
+		return peekedGrant{}
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return "", ""
+		return peekedGrant{}
 	}
-	grant = form.Get("grant_type")
-	if grant == "refresh_token" {
-		refresh = form.Get("refresh_token")
+	p := peekedGrant{grant: form.Get("grant_type")}
+	switch p.grant {
+	case "refresh_token":
+		p.refresh = form.Get("refresh_token")
+	case "password":
+		p.username = form.Get("username")
 	}
-	return grant, refresh
+	return p
+}
+
+// grantCompany names the company a token request is about, for the
+// counters: the refresh token's company, or the company the password grant
+// names; "" when the simulator knows no such token or company. Map lookups
+// only, so a request costs the same with 1 or 10,000 companies.
+func (s *Server) grantCompany(p peekedGrant) string {
+	if p.refresh == "" && p.username == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.refreshTokens[p.refresh]; p.refresh != "" && t != nil {
+		return t.company
+	}
+	if co := s.companies[p.username]; p.username != "" && co != nil {
+		return co.uuid
+	}
+	return ""
 }
 
 // handleToken is POST /oauth2/v0/token.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, c *call) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.writeOAuthError(w, newOAuthError(http.StatusMethodNotAllowed, "invalid_request", "method not allowed", 0))
+		s.writeOAuthError(w, c, newOAuthError(http.StatusMethodNotAllowed, "invalid_request", "method not allowed", 0))
 		return
 	}
 	// Form body only: JSON (or anything else) is code 135. Credentials in
 	// the query string are ignored because only the body is parsed.
 	if !isForm(r.Header.Get("Content-Type"), s.opts.RejectCharset) {
-		s.writeOAuthError(w, newOAuthError(http.StatusBadRequest, "invalid_request", "unsupported request format", CodeUnsupportedFormat))
+		s.writeOAuthError(w, c, newOAuthError(http.StatusBadRequest, "invalid_request", "unsupported request format", CodeUnsupportedFormat))
 		return
 	}
 	form, err := url.ParseQuery(string(c.body))
 	if err != nil {
-		s.writeOAuthError(w, newOAuthError(http.StatusBadRequest, "invalid_request", "unsupported request format", CodeUnsupportedFormat))
+		s.writeOAuthError(w, c, newOAuthError(http.StatusBadRequest, "invalid_request", "unsupported request format", CodeUnsupportedFormat))
 		return
 	}
 	res, oerr := s.grant(form, c)
 	if oerr != nil {
-		s.writeOAuthError(w, oerr)
+		s.writeOAuthError(w, c, oerr)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -200,7 +229,7 @@ func (s *Server) refreshGrantLocked(cl *client, form url.Values, c *call) (map[s
 	now := s.Clock.Now()
 	t := s.refreshTokens[presented]
 	if t != nil && !t.live(now) {
-		s.counters.deadRefresh()
+		s.counters.deadRefresh(t.company)
 	}
 	if t == nil || t.clientID != cl.id {
 		return nil, s.badRefresh(s.geolocation(c.dc), c)
@@ -269,7 +298,7 @@ func (s *Server) tokenResponseLocked(cl *client, co *company, refresh *refreshTo
 		"concur.type":    "company",
 		"concur.version": 3,
 	})
-	s.accessTokens[access] = &accessToken{clientID: cl.id, company: co.uuid, scopes: cl.scopes, expires: exp}
+	s.storeAccessLocked(&accessToken{value: access, clientID: cl.id, company: co.uuid, scopes: cl.scopes, expires: exp})
 	idToken := s.signJWT(map[string]any{
 		"sub":            s.idTokenSubject(co.uuid),
 		"iss":            geo,
