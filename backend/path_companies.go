@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"net/http"
 	"fmt"
 	"strings"
 
@@ -112,19 +113,48 @@ func pathCompanies(b *backend) []*framework.Path {
 	}
 }
 
-// companyOf is the company a request is about: the name in the path, or
+// companyName is the company a request is about: the name in the path, or
 // the default company for the root paths. The name is checked before it
 // goes anywhere near storage.
-func (b *backend) companyOf(d *framework.FieldData) (*company, *logical.Response) {
+func companyNameOf(d *framework.FieldData) (string, *logical.Response) {
 	raw, ok := d.GetOk("name")
 	if !ok {
-		return b.tokens.defaultCompany(), nil
+		return defaultCompanyName, nil
 	}
-	name := raw.(string)
-	if !validCompanyName(name) {
-		return nil, fieldError("name", "must be 1 to 64 letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+	if name := raw.(string); validCompanyName(name) {
+		return name, nil
+	}
+	return "", fieldError("name", "must be 1 to 64 letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+}
+
+// companyToWrite is the company a write creates, changes or deletes.
+func (b *backend) companyToWrite(d *framework.FieldData) (*company, *logical.Response) {
+	name, resp := companyNameOf(d)
+	if resp != nil {
+		return nil, resp
 	}
 	return b.tokens.company(name), nil
+}
+
+// companyToRead is the company a read is about; a named company that does
+// not exist is a 404 (and leaves nothing behind in memory).
+func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *framework.FieldData) (*company, *logical.Response, error) {
+	name, resp := companyNameOf(d)
+	if resp != nil {
+		return nil, resp, nil
+	}
+	if name == defaultCompanyName {
+		return b.tokens.defaultCompany(), nil, nil
+	}
+	co, err := b.tokens.lookup(ctx, s, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if co == nil {
+		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
+			"no company named %q on this mount: write concur/companies/%s first", name, name))
+	}
+	return co, nil, nil
 }
 
 func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -136,27 +166,27 @@ func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, _
 }
 
 func (b *backend) pathCompanyExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	co, resp := b.companyOf(d)
+	name, resp := companyNameOf(d)
 	if resp != nil {
 		return false, nil
 	}
-	v, err := co.load(ctx, req.Storage)
-	return v.entry != nil, err
+	co, err := b.tokens.lookup(ctx, req.Storage, name)
+	return co != nil, err
 }
 
 func (b *backend) pathCompanyRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	co, resp := b.companyOf(d)
+	name, resp := companyNameOf(d)
 	if resp != nil {
 		return resp, nil
 	}
-	v, err := co.load(ctx, req.Storage)
-	if err != nil || v.entry == nil {
+	co, err := b.tokens.lookup(ctx, req.Storage, name)
+	if err != nil || co == nil {
 		return nil, err
 	}
-	data := companyResponseData(v)
+	data := companyResponseData(co.current())
 	data["name"] = co.name
 	return &logical.Response{Data: data}, nil
 }
@@ -196,7 +226,7 @@ func (b *backend) pathCompanyWrite(ctx context.Context, req *logical.Request, d 
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	co, resp := b.companyOf(d)
+	co, resp := b.companyToWrite(d)
 	if resp != nil {
 		return resp, nil
 	}
@@ -237,7 +267,7 @@ func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	co, resp := b.companyOf(d)
+	co, resp := b.companyToWrite(d)
 	if resp != nil {
 		return resp, nil
 	}

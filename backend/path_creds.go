@@ -82,9 +82,9 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			need = max(need, minTTL)
 		}
 	}
-	co, resp := b.companyOf(d)
-	if resp != nil {
-		return resp, nil
+	co, resp, err := b.companyToRead(ctx, req.Storage, d)
+	if resp != nil || err != nil {
+		return resp, err
 	}
 	sv, err := co.usable(ctx, req.Storage, need)
 	if err != nil {

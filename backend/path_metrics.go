@@ -100,7 +100,7 @@ func (b *backend) timed(name string, paths ...*framework.Path) []*framework.Path
 			wrapped.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 				start := time.Now()
 				resp, err := inner(ctx, req, d)
-				b.metrics.request(companyLabel(d), name, time.Since(start), resp, err)
+				b.metrics.request(b.companyLabel(d), name, time.Since(start), resp, err)
 				return resp, err
 			}
 			p.Operations[op] = &wrapped
@@ -109,14 +109,15 @@ func (b *backend) timed(name string, paths ...*framework.Path) []*framework.Path
 	return paths
 }
 
-// companyLabel names the company a request is about, for metrics: only
-// names that may exist, so a caller cannot mint label values.
-func companyLabel(d *framework.FieldData) string {
-	if raw, ok := d.GetOk("name"); ok {
-		if name := raw.(string); validCompanyName(name) {
-			return name
-		}
-		return "invalid"
+// companyLabel names the company a request is about, for metrics: only a
+// company that exists gets its name, so a reader cannot mint label values.
+func (b *backend) companyLabel(d *framework.FieldData) string {
+	raw, ok := d.GetOk("name")
+	if !ok {
+		return defaultCompanyName
 	}
-	return defaultCompanyName
+	if name := raw.(string); validCompanyName(name) && b.tokens.exists(name) {
+		return name
+	}
+	return "unknown"
 }

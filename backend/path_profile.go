@@ -150,9 +150,9 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	co, resp := b.companyOf(d)
-	if resp != nil {
-		return resp, nil
+	co, resp, err := b.companyToRead(ctx, req.Storage, d)
+	if resp != nil || err != nil {
+		return resp, err
 	}
 	id := d.Get("id").(string)
 	if err := concur.ValidateUserID(id); err != nil {
@@ -164,7 +164,7 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	}
 	q := concur.UserQuery{Attributes: attrs, ExcludedAttributes: excluded}
 	var user map[string]any
-	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
+	err = b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
 		user, err = a.client.GetUser(ctx, a.host, a.token, strings.ToLower(id), q)
 		return err
 	})
@@ -181,9 +181,9 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	co, resp := b.companyOf(d)
-	if resp != nil {
-		return resp, nil
+	co, resp, err := b.companyToRead(ctx, req.Storage, d)
+	if resp != nil || err != nil {
+		return resp, err
 	}
 	attrs, excluded, resp := projection(d)
 	if resp != nil {

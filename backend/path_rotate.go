@@ -45,9 +45,9 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	co, resp := b.companyOf(d)
-	if resp != nil {
-		return resp, nil
+	co, resp, err := b.companyToRead(ctx, req.Storage, d)
+	if resp != nil || err != nil {
+		return resp, err
 	}
 	st, err := co.rotate(ctx, req.Storage)
 	if err != nil {

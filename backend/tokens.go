@@ -261,6 +261,37 @@ func (ts *tokenStore) company(name string) *company {
 	return co
 }
 
+// lookup is the named company if it exists, in memory or in storage (nil
+// if not). A probe for a company that does not exist is not kept, so reads
+// of made-up names cost no memory.
+func (ts *tokenStore) lookup(ctx context.Context, s logical.Storage, name string) (*company, error) {
+	ts.mu.RLock()
+	co := ts.companies[name]
+	ts.mu.RUnlock()
+	if co == nil {
+		co = newCompany(name, ts)
+	}
+	v, err := co.load(ctx, s)
+	if err != nil || v.entry == nil {
+		return nil, err
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if known := ts.companies[name]; known != nil {
+		return known, nil
+	}
+	ts.companies[name] = co
+	return co, nil
+}
+
+// exists: the named company is in memory with an entry.
+func (ts *tokenStore) exists(name string) bool {
+	ts.mu.RLock()
+	co := ts.companies[name]
+	ts.mu.RUnlock()
+	return co != nil && co.current().entry != nil
+}
+
 // defaultCompany is the company of the root paths.
 func (ts *tokenStore) defaultCompany() *company { return ts.company(defaultCompanyName) }
 
