@@ -189,6 +189,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if w := snap.state.Token.AnswerWarning; w != "" {
 		resp.AddWarning(w)
 	}
+	for _, w := range b.deprecations.warnings() {
+		resp.AddWarning(w)
+	}
 	return resp, nil
 }
 
