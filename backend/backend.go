@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -49,6 +50,8 @@ type backend struct {
 	tokens *tokenStore
 	// metrics are this mount's Prometheus series (path metrics).
 	metrics *metrics
+	// deprecations are the deprecation notices Concur sent this mount.
+	deprecations *deprecations
 }
 
 // Factory is the logical.Factory Vault calls for every mount, unseal and
@@ -75,6 +78,7 @@ func newBackend(o options) *backend {
 	b := &backend{now: o.now, retry: o.retry, metrics: newMetrics()}
 	b.httpClient = b.metrics.instrument(o.httpClient)
 	b.tokens = newTokenStore(b)
+	b.deprecations = newDeprecations(b.now, func() hclog.Logger { return b.Logger() })
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -83,9 +87,10 @@ func newBackend(o options) *backend {
 			SealWrapStorage: []string{stateStorageKey},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathRotate(b), pathMetrics(b)},
-			b.timed("creds", pathCreds(b)),
-			b.timed("profile", pathProfile(b)...),
+			[]*framework.Path{pathConfig(b), pathMetrics(b)},
+			b.warnDeprecated(tokenAPI, pathRotate(b)),
+			b.timed("creds", b.warnDeprecated(tokenAPI, pathCreds(b))...),
+			b.timed("profile", b.warnDeprecated(identityAPI, pathProfile(b)...)...),
 		),
 		PeriodicFunc: b.periodicFunc,
 		Invalidate:   b.invalidate,

@@ -46,7 +46,7 @@ Read fields: client_id, company_uuid, base_url, allowed_hosts,
 refresh_margin (seconds), client_secret_set, refresh_token_set, geolocation,
 scope, access_token_expires_at, refresh_token_expires_at, last_refresh_at,
 last_error (with Concur's status, code and correlation id), last_error_at,
-status.
+status, warnings (fields of Concur's last token answer that were unusable).
 
 Delete removes settings and tokens. With revoke=true the engine first asks
 Concur to revoke the connection (DELETE /app-mgmt/v0/connections), and keeps
@@ -185,7 +185,14 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if snap.state == nil {
 		return nil, nil
 	}
-	return &logical.Response{Data: configResponseData(snap.state, snap.unsaved)}, nil
+	resp := &logical.Response{Data: configResponseData(snap.state, snap.unsaved)}
+	if w := snap.state.Token.AnswerWarning; w != "" {
+		resp.AddWarning(w)
+	}
+	for _, w := range b.deprecations.warnings() {
+		resp.AddWarning(w)
+	}
+	return resp, nil
 }
 
 // configResponseData is what config read shows: settings and state, no secret.
@@ -215,6 +222,7 @@ func configResponseData(st *engineState, unsaved bool) map[string]any {
 		"last_error":               lastError,
 		"last_error_at":            formatTime(t.LastErrorAt),
 		"status":                   status,
+		"warnings":                 answerWarnings(t),
 	}
 }
 
@@ -290,7 +298,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	b.Logger().Info("configuration written", "bootstrapped", change.bootstraps(), "geolocation", next.Token.Geolocation)
 	b.sendEvent(ctx, configWriteEvent(next))
 	resp = &logical.Response{Data: configResponseData(next, false)}
-	if w := next.Token.LastError; w != "" {
+	for _, w := range tokenWarnings(next.Token) {
 		resp.AddWarning(w)
 	}
 	return resp, nil

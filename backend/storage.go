@@ -63,6 +63,10 @@ type tokenEntry struct {
 	// RefreshRenewedAt is when a renewal was last made for the refresh
 	// token's sake (its expiry near), at most once a day.
 	RefreshRenewedAt time.Time `json:"refresh_renewed_at"`
+	// AnswerWarning names the fields of Concur's last token answer that
+	// were unusable (field names only); "" after a clean answer. A string,
+	// not a list, so that the entry stays comparable.
+	AnswerWarning string `json:"answer_warning,omitempty"`
 	// Grant is the write-ahead marker of a grant in flight (see grantMarker).
 	Grant *grantMarker `json:"grant_in_flight,omitempty"`
 }

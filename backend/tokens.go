@@ -569,7 +569,10 @@ func (ts *tokenStore) renewLocked(ctx context.Context, s logical.Storage, r rene
 	if r.forRefreshToken {
 		next.Token.RefreshRenewedAt = ts.b.now()
 	}
-	return ts.save(ctx, s, next, snap.client, true)
+	if err := ts.save(ctx, s, next, snap.client, true); err != nil {
+		return err
+	}
+	return errWithheld(next)
 }
 
 // withToken is st after Concur issued tok: the refresh token, its expiry and
@@ -617,6 +620,7 @@ func (ts *tokenStore) withToken(st *engineState, tok *concur.Token, allow *concu
 	if t.Geolocation == "" {
 		t.Geolocation = st.Config.BaseURL
 	}
+	ts.checkAnswer(&next, st.Token, tok)
 	return &next
 }
 
@@ -733,6 +737,9 @@ func (ts *tokenStore) bootstrapGrant(ctx context.Context, c configChange) (*conc
 		ts.b.metrics.grant(grantRefresh, err)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBootstrapSubject(tok, cfg.CompanyUUID); err != nil {
 		return nil, err
 	}
 	if tok.RefreshToken.IsZero() {
