@@ -153,6 +153,8 @@ func (b *backend) newConcurClient(allowedHosts []string) (*concur.Client, error)
 		UserAgent:    "vault-plugin-secrets-concur/" + Version,
 		Retry:        b.retry,
 		Logger:       b.Logger().Named("concur"),
+		// Per mount, never global: each mount logs and shows its own notices.
+		OnDeprecation: b.deprecations.note,
 	})
 }
 

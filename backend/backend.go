@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -53,6 +54,8 @@ type backend struct {
 	tokens *tokenStore
 	// metrics are this mount's Prometheus series (path metrics).
 	metrics *metrics
+	// deprecations are the deprecation notices Concur sent this mount.
+	deprecations *deprecations
 }
 
 // Factory is the logical.Factory Vault calls for every mount, unseal and
@@ -79,6 +82,7 @@ func newBackend(o options) *backend {
 	b := &backend{now: o.now, retry: o.retry, metrics: newMetrics()}
 	b.httpClient = b.metrics.instrument(o.httpClient)
 	b.tokens = newTokenStore(b)
+	b.deprecations = newDeprecations(b.now, func() hclog.Logger { return b.Logger() })
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -87,13 +91,14 @@ func newBackend(o options) *backend {
 			SealWrapStorage: []string{appStorageKey, companyStoragePrefix, legacyStorageKey},
 		},
 		Paths: framework.PathAppend(
-			[]*framework.Path{pathConfig(b), pathRotate(b), pathMetrics(b)},
+			[]*framework.Path{pathConfig(b), pathMetrics(b)},
 			pathCompanies(b),
-			companyScoped(pathRotate(b)),
-			b.timed("creds", pathCreds(b)),
-			b.timed("creds", companyScoped(pathCreds(b))...),
-			b.timed("profile", pathProfile(b)...),
-			b.timed("profile", companyScoped(pathProfile(b)...)...),
+			b.warnDeprecated(tokenAPI, pathRotate(b)),
+			b.warnDeprecated(tokenAPI, companyScoped(pathRotate(b))...),
+			b.timed("creds", b.warnDeprecated(tokenAPI, pathCreds(b))...),
+			b.timed("creds", b.warnDeprecated(tokenAPI, companyScoped(pathCreds(b))...)...),
+			b.timed("profile", b.warnDeprecated(identityAPI, pathProfile(b)...)...),
+			b.timed("profile", b.warnDeprecated(identityAPI, companyScoped(pathProfile(b)...)...)...),
 		),
 		PeriodicFunc: b.periodicFunc,
 		Invalidate:   b.invalidate,

@@ -617,11 +617,22 @@ func (co *company) refreshGrant(ctx context.Context, s logical.Storage, v compan
 		co.recordFailure(ctx, s, marked, err)
 		return err
 	}
-	next := withToken(marked, tok, app, co.store.b.now())
+	next := co.issued(marked, tok, app)
 	if r.kind == wantKeepAlive {
 		next.Token.RefreshRenewedAt = co.store.b.now()
 	}
-	return co.saveIssued(ctx, s, next)
+	if err := co.saveIssued(ctx, s, next); err != nil {
+		return err
+	}
+	return errWithheld(next)
+}
+
+// issued is e after Concur issued tok, with the answer checked (see
+// checkAnswer).
+func (co *company) issued(e *companyEntry, tok *concur.Token, app appView) *companyEntry {
+	next := withToken(e, tok, app, co.store.b.now())
+	co.checkAnswer(next, e.Token, tok)
+	return next
 }
 
 // withToken is e after Concur issued tok at now: the refresh token, its
@@ -774,7 +785,7 @@ func (co *company) configure(ctx context.Context, s logical.Storage, c companyCh
 			if err != nil {
 				return err
 			}
-			next, save = withToken(next, tok, c.app, co.store.b.now()), co.saveIssued
+			next, save = co.issued(next, tok, c.app), co.saveIssued
 		case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
 			next.Token = v.entry.Token
 		default:
@@ -811,6 +822,9 @@ func (co *company) bootstrapGrant(ctx context.Context, c companyChange) (*concur
 	}
 	co.store.noteGrantResult(err)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBootstrapSubject(tok, c.companyUUID); err != nil {
 		return nil, err
 	}
 	if tok.RefreshToken.IsZero() {

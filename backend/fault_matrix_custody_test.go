@@ -2,7 +2,6 @@ package backend
 
 import (
 	"context"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -15,33 +14,11 @@ import (
 // would leave the engine with a dead refresh token, which tokenVerdict and
 // the simulator's 108 count would show.
 
-// heldAnswer passes the request on (Concur processes it), tells processed,
-// and holds the answer for hold, or until the client gives up.
-func heldAnswer(hold time.Duration, processed chan<- struct{}) func(*frontDoor, http.ResponseWriter, *http.Request) {
-	return func(d *frontDoor, w http.ResponseWriter, r *http.Request) {
-		rec := d.forward(r)
-		select {
-		case processed <- struct{}{}:
-		default:
-		}
-		t := time.NewTimer(hold)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return
-		}
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}
+// holdTokenAnswer: Concur processes the next token call and holds its
+// answer 300 ms, telling m.processed meanwhile.
+func holdTokenAnswer(m *mx) {
+	m.fault(tokenEP, 1, concurtest.Fault{Kind: concurtest.FaultHold, Delay: 300 * time.Millisecond, Processed: m.processed})
 }
-
-// holdTokenAnswer: the next token answer is held 300 ms after Concur
-// processed it.
-func holdTokenAnswer(m *mx) { m.door.next(tokenPath, 1, heldAnswer(300*time.Millisecond, m.processed)) }
 
 // callerLeaves sends the request and gives up as soon as Concur has
 // processed the token call; then waits for the engine to finish it.
@@ -176,19 +153,19 @@ func custodyCases() []matrixCase {
 	return []matrixCase{
 		// Point 1: grants outlive their caller.
 		{name: "rotate/caller-gives-up-answer-held", op: "rotate (caller gives up)", fault: "Concur rotates, holds the answer; the caller leaves",
-			sim: rotate, door: true, arrange: fresh, inject: holdTokenAnswer, act: callerLeaves(logical.UpdateOperation, "rotate", nil),
+			sim: rotate, arrange: fresh, inject: holdTokenAnswer, act: callerLeaves(logical.UpdateOperation, "rotate", nil),
 			want: want{code: 500, says: gaveUp}, check: all(grantsMade(1), replaced)},
 		{name: "creds-expired/caller-gives-up-answer-held", op: "creds (token expired, caller gives up)", fault: "Concur rotates, holds the answer; the caller leaves",
-			sim: rotate, door: true, arrange: expired, inject: holdTokenAnswer, act: callerLeaves(logical.ReadOperation, "creds", nil),
+			sim: rotate, arrange: expired, inject: holdTokenAnswer, act: callerLeaves(logical.ReadOperation, "creds", nil),
 			want: want{code: 500, says: gaveUp}, check: all(grantsMade(1), replaced)},
 		{name: "bootstrap-request-token/caller-gives-up-answer-held", op: "config write request_token (caller gives up)",
-			fault: "Concur issues tokens, holds the answer; the caller leaves", sim: rotate, door: true, noBootstrap: true, inject: holdTokenAnswer,
+			fault: "Concur issues tokens, holds the answer; the caller leaves", sim: rotate, noBootstrap: true, inject: holdTokenAnswer,
 			act: func(m *mx) outcome {
 				return callerLeaves(logical.CreateOperation, "config", m.bootstrapData("request_token"))(m)
 			},
 			want: want{code: 500, says: []string{"canceled"}}},
 		{name: "bootstrap-refresh-token/caller-gives-up-answer-held", op: "config write refresh_token (caller gives up)",
-			fault: "Concur rotates, holds the answer; the caller leaves", sim: rotate, door: true, noBootstrap: true, inject: holdTokenAnswer,
+			fault: "Concur rotates, holds the answer; the caller leaves", sim: rotate, noBootstrap: true, inject: holdTokenAnswer,
 			act: func(m *mx) outcome {
 				return callerLeaves(logical.CreateOperation, "config", m.bootstrapData("refresh_token"))(m)
 			},
@@ -196,10 +173,10 @@ func custodyCases() []matrixCase {
 
 		// Point 2: an instance has a lifetime.
 		{name: "clean/periodic-grant-in-flight", op: "periodic renewal, Clean meanwhile", fault: "Concur holds the answer; Vault cleans the backend (reload, step-down)",
-			sim: rotate, door: true, arrange: due, inject: holdTokenAnswer, act: cleanDuringPeriodic,
+			sim: rotate, arrange: due, inject: holdTokenAnswer, act: cleanDuringPeriodic,
 			want: want{code: 200, warn: false}, check: all(grantsMade(1), replaced), resume: servesAgain},
 		{name: "reload/new-instance-while-old-rotates", op: "creds min_ttl=55m on a new instance", fault: "the old instance's grant is held at Concur",
-			sim: rotate, door: true, arrange: fresh, inject: holdTokenAnswer, act: replaceWhileGrantInFlight,
+			sim: rotate, arrange: fresh, inject: holdTokenAnswer, act: replaceWhileGrantInFlight,
 			want: want{code: 200, warn: true, says: []string{"in flight"}}, check: all(grantsMade(1), replaced),
 			resume: func(m *mx) { m.clearAll(); mustCode(m, opRotate(m), 200, false); mustCode(m, opCreds(m), 200, false) }},
 		{name: "reload/expired-marker-token-alive", op: "periodic renewal on a new instance", fault: "an old instance's marker expired; its grant never reached Concur",

@@ -43,7 +43,7 @@ type mx struct {
 	skew    atomic.Int64
 	// deadline times attempts out while a timeout fault is on.
 	deadline *deadlineTransport
-	// processed hears from heldAnswer that Concur processed a token call.
+	// processed hears from the simulator (FaultHold) that Concur processed a token call.
 	processed chan struct{}
 }
 

@@ -23,6 +23,9 @@ const (
 	outcomeOK      = "ok"
 	outcomeRefused = "refused" // Concur refused for good: needs_bootstrap
 	outcomeFailed  = "failed"  // transient or on our side: backs off and retries
+	// outcomeUnknown: Concur answered 2xx (the grant happened) with a body
+	// that could not be read; not a failure to retry with the same token.
+	outcomeUnknown = "outcome_unknown"
 )
 
 // metricsNamespace prefixes every series the engine reports.
@@ -59,7 +62,7 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "grants_total",
-			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed) and Concur error code (none without one).",
+			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed, outcome_unknown) and Concur error code (none without one).",
 		}, []string{"company", "grant_type", "outcome", "code"}),
 		renewalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "renewal_duration_seconds", Buckets: latencyBuckets,
@@ -140,6 +143,8 @@ func grantOutcome(err error) (outcome, code string) {
 		return outcomeOK, code
 	case concur.RefusedForGood(err):
 		return outcomeRefused, code
+	case concur.IsGrantOutcomeUnknown(err):
+		return outcomeUnknown, code
 	default:
 		return outcomeFailed, code
 	}

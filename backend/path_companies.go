@@ -216,6 +216,7 @@ func companyResponseData(v companyView) map[string]any {
 		"last_error":               lastError,
 		"last_error_at":            formatTime(t.LastErrorAt),
 		"status":                   status,
+		"warnings":                 answerWarnings(t),
 	}
 }
 
@@ -254,7 +255,7 @@ func (b *backend) pathCompanyWrite(ctx context.Context, req *logical.Request, d 
 	data := companyResponseData(companyView{entry: next})
 	data["name"] = co.name
 	resp = &logical.Response{Data: data}
-	if w := next.Token.LastError; w != "" {
+	for _, w := range tokenWarnings(next.Token) {
 		resp.AddWarning(w)
 	}
 	return resp, nil

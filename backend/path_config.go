@@ -38,7 +38,7 @@ Read fields: client_id, company_uuid, base_url, allowed_hosts,
 refresh_margin (seconds), client_secret_set, refresh_token_set, geolocation,
 scope, access_token_expires_at, refresh_token_expires_at, last_refresh_at,
 last_error (with Concur's status, code and correlation id), last_error_at,
-status.
+status, warnings (fields of Concur's last token answer that were unusable).
 
 Without company_uuid the write stores the app alone: integrators that serve
 many companies then add each with companies/<name>, and a client_secret
@@ -109,7 +109,14 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: configResponseData(app.entry, v)}, nil
+	resp := &logical.Response{Data: configResponseData(app.entry, v)}
+	if v.entry != nil && v.entry.Token.AnswerWarning != "" {
+		resp.AddWarning(v.entry.Token.AnswerWarning)
+	}
+	for _, w := range b.deprecations.warnings() {
+		resp.AddWarning(w)
+	}
+	return resp, nil
 }
 
 // configResponseData is what config read shows: the app's settings and the
@@ -223,8 +230,10 @@ func (b *backend) configWritten(ctx context.Context, app appView, co *company, b
 	b.Logger().Info("configuration written", "bootstrapped", bootstrapped, "geolocation", geo)
 	b.sendEvent(ctx, companyWriteEvent(co.name, "config", v.entry))
 	resp := &logical.Response{Data: configResponseData(app.entry, v)}
-	if v.entry != nil && v.entry.Token.LastError != "" {
-		resp.AddWarning(v.entry.Token.LastError)
+	if v.entry != nil {
+		for _, w := range tokenWarnings(v.entry.Token) {
+			resp.AddWarning(w)
+		}
 	}
 	return resp, nil
 }

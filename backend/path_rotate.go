@@ -59,7 +59,7 @@ func (b *backend) pathRotateWrite(ctx context.Context, req *logical.Request, d *
 		"last_refresh_at":          formatTime(st.Token.LastRefreshAt),
 		"geolocation":              st.Token.Geolocation,
 	}}
-	if w := st.Token.LastError; w != "" {
+	for _, w := range tokenWarnings(st.Token) {
 		resp.AddWarning(w)
 	}
 	return resp, nil

@@ -88,6 +88,10 @@ type tokenEntry struct {
 	// RefreshRenewedAt is when a grant was last made for the refresh
 	// token's sake (keep-alive, or its expiry near).
 	RefreshRenewedAt time.Time `json:"refresh_renewed_at"`
+	// AnswerWarning names the fields of Concur's last token answer that
+	// were unusable (field names only); "" after a clean answer. A string,
+	// not a list, so that the entry stays comparable.
+	AnswerWarning string `json:"answer_warning,omitempty"`
 	// Grant is the write-ahead marker of a grant in flight (see grantMarker).
 	Grant *grantMarker `json:"grant_in_flight,omitempty"`
 }

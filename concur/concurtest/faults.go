@@ -116,6 +116,10 @@ type Fault struct {
 	// Geolocation is FaultOAuthError's geolocation for codes 16 and 108;
 	// "" -> this data centre's geolocation.
 	Geolocation string
+	// Processed (FaultHold; optional) is told, without blocking, once the
+	// request was processed and its answer is being held, so that a test
+	// can act while Concur holds the answer.
+	Processed chan<- struct{}
 }
 
 // check reports what makes a fault unusable.
@@ -255,6 +259,7 @@ func (s *Server) serveProcessedThen(w http.ResponseWriter, r *http.Request, ep E
 	body := cw.buf.Bytes()
 	switch f.Kind {
 	case FaultHold:
+		notify(f.Processed)
 		if !waitOrGone(r.Context(), f.Delay) {
 			return string(f.Kind) + " (client gone)"
 		}
@@ -276,6 +281,17 @@ func (s *Server) serveProcessedThen(w http.ResponseWriter, r *http.Request, ep E
 	w.WriteHeader(cw.status())
 	_, _ = w.Write(body)
 	return string(f.Kind)
+}
+
+// notify tells ch, if any, without blocking.
+func notify(ch chan<- struct{}) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }
 
 // waitOrGone waits d and reports whether the client is still there.
