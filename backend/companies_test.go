@@ -46,7 +46,9 @@ func (e *testEnv) connect(name string, i int, dataCenter string) string {
 	return uuid
 }
 
-func (e *testEnv) companyEntry(name string) *companyEntry { return e.b.tokens.company(name).current().entry }
+func (e *testEnv) companyEntry(name string) *companyEntry {
+	return e.b.tokens.company(name).current().entry
+}
 
 // Named companies: each has its own tokens from its own data centre, its
 // own paths, and the root paths stay the default company's.
