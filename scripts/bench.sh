@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
 # make bench: Go benchmarks, then a side-by-side load test against a real Vault dev server.
 #
-# Builds what is missing (bin/vault from tools/, the plugin, the Concur simulator, the load
-# generator e2e/loadtest), runs the Go benchmarks of backend/ and concur/, then starts
+# Builds what is missing (bin/vault from tools/, the plugin, the Concur simulator, the ceiling
+# plugin scripts/ceiling, the load generator e2e/loadtest), runs the Go benchmarks of backend/
+# and concur/, then starts
 #   * the Concur simulator (bin/concur-sim) on a free loopback port, and
 #   * `vault server -dev` on a free loopback port with a plugin directory,
-# registers the plugin by SHA-256 and version, enables it at concur/, writes concur/config
-# against the simulator with a fresh company request token, and runs e2e/loadtest: concur/creds
-# and a KV v2 secret of similar size (secret/data/bench) read in alternating phases by
-# closed-loop keep-alive connections. Everything it starts is stopped on exit.
+# registers the plugin and the ceiling by SHA-256 and version, enables them at concur/ and
+# ceiling/, writes concur/config against the simulator with a fresh company request token and
+# concur/companies/bench with a company the simulator makes for it, and runs e2e/loadtest:
+# concur/creds, ceiling/creds, concur/companies/bench/creds and a KV v2 secret of similar size
+# (secret/data/bench) read in alternating phases by closed-loop keep-alive connections. Then a
+# short profiling pass reads concur/creds and concur/companies/bench/creds again while the
+# plugin's net/http/pprof (on a loopback port, enabled for this run only) records CPU and
+# allocations. Everything it starts is stopped on exit.
 #
-# Results: $BENCH_OUT/performance-results.{json,txt} (load test) and
-# $BENCH_OUT/performance-bench.txt (Go benchmarks); docs/performance.md summarises them.
+# Results: $BENCH_OUT/performance-results.{json,txt} (load test), $BENCH_OUT/performance-bench.txt
+# (Go benchmarks), $BENCH_OUT/performance-pprof-{cpu,allocs}.txt (`go tool pprof -top` of the
+# plugin under load); docs/performance.md summarises them.
 #
 # Environment:
-#   BENCH_DURATION  measured time per target (default 60s; the RSS figure wants a minute)
+#   BENCH_DURATION  measured time per target (default 30s)
 #   BENCH_PHASE     length of one alternating phase (default 5s)
-#   BENCH_WARMUP    unmeasured load per target first (default 5s)
+#   BENCH_WARMUP    unmeasured load per target first (default 3s)
 #   BENCH_CONNS     concurrent connections (default 32)
 #   BENCH_GO        1 (default) runs the Go benchmarks, 0 skips them
-#   BENCH_BENCHTIME go test -benchtime (default 1s)
+#   BENCH_BENCHTIME go test -benchtime (default 1s; the 10,000-company benchmarks of backend/
+#                   take about 20 s of it, one first-reads operation being 15 s)
+#   BENCH_PROFILE   seconds of the profiling pass (default 16; 0 skips it)
 #   BENCH_OUT       output directory (default docs/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
 #                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way,
-#                   and read as a third target (creds-b) in the same run
+#                   and read as a fifth target (creds-b) in the same run
 #   VERSION         plugin version (default v0.1.0)
 set -euo pipefail
 
@@ -33,9 +41,11 @@ cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
 VERSION=${VERSION:-v0.1.0}
-DURATION=${BENCH_DURATION:-60s}
+DURATION=${BENCH_DURATION:-30s}
 PHASE=${BENCH_PHASE:-5s}
-WARMUP=${BENCH_WARMUP:-5s}
+WARMUP=${BENCH_WARMUP:-3s}
+PROFILE=${BENCH_PROFILE:-16}
+CEILING_NAME=ceiling
 CONNS=${BENCH_CONNS:-32}
 OUT=${BENCH_OUT:-$ROOT/docs}
 ROOT_TOKEN=bench-root
@@ -54,11 +64,12 @@ OUT=$(cd "$OUT" && pwd)
 # --- build what is missing ---------------------------------------------------------------
 say "Vault (bin/vault, built once from tools/)"
 VAULT=$(scripts/vault.sh)
-say "plugin $VERSION and simulator (make build sim)"
-make --no-print-directory build sim VERSION="$VERSION" >&2
+say "plugin $VERSION, simulator and ceiling plugin (make build sim ceiling)"
+make --no-print-directory build sim ceiling VERSION="$VERSION" >&2
 PLUGIN=$ROOT/bin/$PLUGIN_NAME
 SIM=$ROOT/bin/concur-sim
-[[ -x $PLUGIN && -x $SIM ]] || die "plugin or simulator missing after make build sim"
+CEILING=$ROOT/bin/$CEILING_NAME
+[[ -x $PLUGIN && -x $SIM && -x $CEILING ]] || die "plugin, simulator or ceiling missing after make build sim ceiling"
 [[ -z $EXTRA || -x $EXTRA ]] || die "BENCH_EXTRA_PLUGIN=$EXTRA is not an executable"
 
 mkdir -p .dev
@@ -108,6 +119,7 @@ export VAULT_ADDR=http://127.0.0.1:$VAULT_PORT VAULT_TOKEN=$ROOT_TOKEN
 unset VAULT_NAMESPACE VAULT_CACERT VAULT_CAPATH VAULT_CLIENT_CERT VAULT_CLIENT_KEY
 echo "plugin_directory = \"$RUN/plugins\"" >"$RUN/plugins.hcl"
 cp "$PLUGIN" "$RUN/plugins/$PLUGIN_NAME"
+cp "$CEILING" "$RUN/plugins/$CEILING_NAME"
 [[ -z $EXTRA ]] || cp "$EXTRA" "$RUN/plugins/$PLUGIN_NAME-b"
 say "Vault dev server on $VAULT_ADDR"
 set -m
@@ -118,10 +130,16 @@ PGIDS+=("$VAULT_PID")
 set +m
 wait_until 60 "Vault" "$VAULT" status
 
-mount_concur() { # mount_concur PLUGIN-NAME MOUNT
-  local name=$1 mount=$2 sha rt
+register() { # register PLUGIN-NAME VERSION [vault plugin register flags...]: by SHA-256 and version
+  local name=$1 version=$2 sha
+  shift 2
   sha=$(sha256sum "$RUN/plugins/$name" | cut -d' ' -f1)
-  "$VAULT" plugin register -sha256="$sha" -version="$VERSION" secret "$name" >&2
+  "$VAULT" plugin register -sha256="$sha" -version="$version" "$@" secret "$name" >&2
+}
+mount_concur() { # mount_concur PLUGIN-NAME MOUNT [vault plugin register flags...]
+  local name=$1 mount=$2 rt
+  shift 2
+  register "$name" "$VERSION" "$@"
   "$VAULT" secrets enable -path="$mount" -plugin-version="$VERSION" "$name" >&2
   rt=$(curl -fsS -X POST "$SIM_URL/_sim/request-token" | json_field request_token)
   [[ -n $rt ]] || die "the simulator gave no request token"
@@ -129,14 +147,29 @@ mount_concur() { # mount_concur PLUGIN-NAME MOUNT
     company_uuid="$COMPANY_UUID" request_token="$rt" base_url="$SIM_URL" \
     allowed_hosts='http://127.0.0.1:*' >/dev/null
 }
-say "register, enable and configure the plugin at concur/"
-mount_concur "$PLUGIN_NAME" concur
-TARGETS=creds=/v1/concur/creds,kv=/v1/secret/data/bench
-PLUGINS=$PLUGIN_NAME
+# The plugin serves pprof on loopback for the profiling pass: registered with the
+# environment variable that enables it (it serves nothing without).
+PPROF_ADDR=127.0.0.1:$(free_port)
+say "register, enable and configure the plugin at concur/ (pprof on $PPROF_ADDR for this run)"
+mount_concur "$PLUGIN_NAME" concur -env="CONCUR_PLUGIN_PPROF_ADDR=$PPROF_ADDR"
+say "a named company at concur/companies/bench"
+company=$(curl -fsS -X POST "$SIM_URL/_sim/companies")
+co_uuid=$(json_field company_uuid <<<"$company")
+co_rt=$(json_field request_token <<<"$company")
+[[ -n $co_uuid && -n $co_rt ]] || die "the simulator made no company: $company"
+"$VAULT" write concur/companies/bench company_uuid="$co_uuid" request_token="$co_rt" >/dev/null
+say "register and enable the ceiling plugin at ceiling/"
+CEILING_VERSION=$("$CEILING" -version | awk '{print $2}')
+register "$CEILING_NAME" "$CEILING_VERSION"
+"$VAULT" secrets enable -path=ceiling -plugin-version="$CEILING_VERSION" "$CEILING_NAME" >&2
+TARGETS=creds=/v1/concur/creds,ceiling=/v1/ceiling/creds,companies=/v1/concur/companies/bench/creds,kv=/v1/secret/data/bench
+COMPARE=creds/ceiling:0.97,creds/kv:0.80,companies/ceiling
+PLUGINS=$PLUGIN_NAME,$CEILING_NAME
 if [[ -n $EXTRA ]]; then
   say "A/B: $EXTRA at concur-b/"
   mount_concur "$PLUGIN_NAME-b" concur-b
   TARGETS+=,creds-b=/v1/concur-b/creds
+  COMPARE+=,creds-b/ceiling
   PLUGINS+=,$PLUGIN_NAME-b
 fi
 MOUNTS=$("$VAULT" secrets list)
@@ -145,8 +178,41 @@ grep -q '^secret/ .*kv' <<<"$MOUNTS" || die "the dev server has no kv at secret/
 # --- the load test -----------------------------------------------------------------------------
 say "load test: $DURATION per target, $CONNS connections, alternating $PHASE phases"
 "$RUN/loadtest" -vault-addr "$VAULT_ADDR" -token "$ROOT_TOKEN" -sim-url "$SIM_URL" \
-  -targets "$TARGETS" -plugins "$PLUGINS" -vault-pid "$VAULT_PID" -sim-pid "$SIM_PID" \
+  -targets "$TARGETS" -compare "$COMPARE" -plugins "$PLUGINS" -vault-pid "$VAULT_PID" -sim-pid "$SIM_PID" \
   -duration "$DURATION" -phase "$PHASE" -warmup "$WARMUP" -conns "$CONNS" -note "${BENCH_NOTE:-}" \
   -out-json "$RUN/performance-results.json" -out-text "$RUN/performance-results.txt"
 cp "$RUN/performance-results.json" "$RUN/performance-results.txt" "$OUT/"
-say "results in ${OUT#"$ROOT"/}/: performance-results.txt, performance-results.json$([[ ${BENCH_GO:-1} == 1 ]] && echo ', performance-bench.txt')"
+
+# --- profiling pass ------------------------------------------------------------------------------
+# After the measured run, so the profiler's own cost is not in its figures: the plugin's two
+# creds paths under the same load, CPU and allocations sampled over the middle of it.
+if ((PROFILE > 0)); then
+  say "profiling pass: ${PROFILE}s of concur/creds and companies/bench/creds, pprof CPU and allocations"
+  half=$(((PROFILE + 1) / 2))
+  "$RUN/loadtest" -vault-addr "$VAULT_ADDR" -token "$ROOT_TOKEN" -sim-url "$SIM_URL" -kv-write "" \
+    -targets creds=/v1/concur/creds,companies=/v1/concur/companies/bench/creds -plugins "$PLUGIN_NAME" \
+    -vault-pid "$VAULT_PID" -sim-pid "$SIM_PID" -duration "${half}s" -phase "${half}s" -warmup 1s -conns "$CONNS" \
+    -out-json "$RUN/profile-load.json" >"$RUN/profile-load.txt" &
+  load_pid=$!
+  sleep 3 # the warm-up (1 s per target), and a second into the measured load
+  window=$((PROFILE - 2))
+  curl -fsS -o "$RUN/cpu.pprof" "http://$PPROF_ADDR/debug/pprof/profile?seconds=$window" &
+  cpu_pid=$!
+  curl -fsS -o "$RUN/allocs.pprof" "http://$PPROF_ADDR/debug/pprof/allocs?seconds=$window" ||
+    die "no allocation profile from the plugin's pprof on $PPROF_ADDR"
+  wait "$cpu_pid" || die "no CPU profile from the plugin's pprof on $PPROF_ADDR"
+  wait "$load_pid" || die "the profiling pass's load failed (see $RUN/profile-load.txt)"
+  reqs=$(grep -o '"requests": [0-9]*' "$RUN/profile-load.json" | head -n2 | awk '{n += $2} END {print n}')
+  note="# the plugin ($PLUGIN_NAME $VERSION) under ${PROFILE}s of concur/creds and companies/bench/creds"
+  note+=" ($CONNS connections, $reqs requests measured), sampled over ${window}s; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  { echo "$note"; echo "# go tool pprof -top cpu.pprof"
+    go tool pprof -top "$RUN/cpu.pprof" 2>/dev/null; } >"$OUT/performance-pprof-cpu.txt"
+  { echo "$note"; echo "# go tool pprof -top -sample_index=alloc_objects allocs.pprof"
+    go tool pprof -top -sample_index=alloc_objects "$RUN/allocs.pprof" 2>/dev/null
+    echo; echo "# go tool pprof -top -sample_index=alloc_space allocs.pprof"
+    go tool pprof -top -sample_index=alloc_space "$RUN/allocs.pprof" 2>/dev/null; } >"$OUT/performance-pprof-allocs.txt"
+fi
+
+say "results in ${OUT#"$ROOT"/}/: performance-results.{txt,json}$([[ ${BENCH_GO:-1} == 1 ]] && echo ', performance-bench.txt')$(
+  ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs}.txt')"
+grep -E '^(creds|companies|creds-b)/' "$RUN/performance-results.txt" >&2

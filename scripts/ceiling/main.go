@@ -46,7 +46,7 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		Paths: []*framework.Path{{
 			Pattern: "creds",
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ReadOperation: &framework.PathOperation{Callback: readCreds(strings.Repeat("a", 720))},
+				logical.ReadOperation: &framework.PathOperation{Callback: readCreds(strings.Repeat("a", 910))},
 			},
 		}},
 	}
