@@ -112,11 +112,11 @@ func (b *backend) timed(name string, paths ...*framework.Path) []*framework.Path
 // companyLabel names the company a request is about, for metrics: only a
 // company that exists gets its name, so a reader cannot mint label values.
 func (b *backend) companyLabel(d *framework.FieldData) string {
-	raw, ok := d.GetOk("name")
+	name, ok := pathName(d)
 	if !ok {
 		return defaultCompanyName
 	}
-	if name := raw.(string); validCompanyName(name) && b.tokens.exists(name) {
+	if validCompanyName(name) && b.tokens.exists(name) {
 		return name
 	}
 	return "unknown"

@@ -31,8 +31,9 @@
 #   BENCH_OUT       output directory (default docs/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
-#                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way,
-#                   and read as a fifth target (creds-b) in the same run
+#                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way
+#                   (companies/bench included), and read as two more targets (creds-b,
+#                   companies-b) in the same run
 #   VERSION         plugin version (default v0.1.0)
 set -euo pipefail
 
@@ -152,12 +153,16 @@ mount_concur() { # mount_concur PLUGIN-NAME MOUNT [vault plugin register flags..
 PPROF_ADDR=127.0.0.1:$(free_port)
 say "register, enable and configure the plugin at concur/ (pprof on $PPROF_ADDR for this run)"
 mount_concur "$PLUGIN_NAME" concur -env="CONCUR_PLUGIN_PPROF_ADDR=$PPROF_ADDR"
+add_company() { # add_company MOUNT: a new company of the simulator at MOUNT/companies/bench
+  local company uuid rt
+  company=$(curl -fsS -X POST "$SIM_URL/_sim/companies")
+  uuid=$(json_field company_uuid <<<"$company")
+  rt=$(json_field request_token <<<"$company")
+  [[ -n $uuid && -n $rt ]] || die "the simulator made no company: $company"
+  "$VAULT" write "$1/companies/bench" company_uuid="$uuid" request_token="$rt" >/dev/null
+}
 say "a named company at concur/companies/bench"
-company=$(curl -fsS -X POST "$SIM_URL/_sim/companies")
-co_uuid=$(json_field company_uuid <<<"$company")
-co_rt=$(json_field request_token <<<"$company")
-[[ -n $co_uuid && -n $co_rt ]] || die "the simulator made no company: $company"
-"$VAULT" write concur/companies/bench company_uuid="$co_uuid" request_token="$co_rt" >/dev/null
+add_company concur
 say "register and enable the ceiling plugin at ceiling/"
 CEILING_VERSION=$("$CEILING" -version | awk '{print $2}')
 register "$CEILING_NAME" "$CEILING_VERSION"
@@ -168,8 +173,9 @@ PLUGINS=$PLUGIN_NAME,$CEILING_NAME
 if [[ -n $EXTRA ]]; then
   say "A/B: $EXTRA at concur-b/"
   mount_concur "$PLUGIN_NAME-b" concur-b
-  TARGETS+=,creds-b=/v1/concur-b/creds
-  COMPARE+=,creds-b/ceiling
+  add_company concur-b
+  TARGETS+=,creds-b=/v1/concur-b/creds,companies-b=/v1/concur-b/companies/bench/creds
+  COMPARE+=,creds-b/ceiling,companies-b/ceiling,creds/creds-b,companies/companies-b
   PLUGINS+=,$PLUGIN_NAME-b
 fi
 MOUNTS=$("$VAULT" secrets list)
@@ -215,4 +221,4 @@ fi
 
 say "results in ${OUT#"$ROOT"/}/: performance-results.{txt,json}$([[ ${BENCH_GO:-1} == 1 ]] && echo ', performance-bench.txt')$(
   ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs}.txt')"
-grep -E '^(creds|companies|creds-b)/' "$RUN/performance-results.txt" >&2
+grep -E '^(creds|companies)(-b)?/' "$RUN/performance-results.txt" >&2
