@@ -20,14 +20,15 @@
 # plugin under load); docs/performance.md summarises them.
 #
 # Environment:
-#   BENCH_DURATION  measured time per target (default 30s)
-#   BENCH_PHASE     length of one alternating phase (default 5s)
-#   BENCH_WARMUP    unmeasured load per target first (default 3s)
+#   BENCH_DURATION  measured time per target (default 24s: four targets, and make bench on a fresh
+#                   machine stays under 10 minutes)
+#   BENCH_PHASE     length of one alternating phase (default 4s: six rounds of phases)
+#   BENCH_WARMUP    unmeasured load per target first (default 2s)
 #   BENCH_CONNS     concurrent connections (default 32)
 #   BENCH_GO        1 (default) runs the Go benchmarks, 0 skips them
 #   BENCH_BENCHTIME go test -benchtime (default 1s; the 10,000-company benchmarks of backend/
 #                   take about 20 s of it, one first-reads operation being 15 s)
-#   BENCH_PROFILE   seconds of the profiling pass (default 16; 0 skips it)
+#   BENCH_PROFILE   seconds of the profiling pass (default 12; 0 skips it)
 #   BENCH_OUT       output directory (default docs/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
@@ -42,10 +43,10 @@ cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
 VERSION=${VERSION:-v0.1.0}
-DURATION=${BENCH_DURATION:-30s}
-PHASE=${BENCH_PHASE:-5s}
-WARMUP=${BENCH_WARMUP:-3s}
-PROFILE=${BENCH_PROFILE:-16}
+DURATION=${BENCH_DURATION:-24s}
+PHASE=${BENCH_PHASE:-4s}
+WARMUP=${BENCH_WARMUP:-2s}
+PROFILE=${BENCH_PROFILE:-12}
 CEILING_NAME=ceiling
 CONNS=${BENCH_CONNS:-32}
 OUT=${BENCH_OUT:-$ROOT/docs}
@@ -82,6 +83,7 @@ say "load generator (e2e/loadtest)"
 (cd e2e && CGO_ENABLED=0 go build -o "$RUN/loadtest" ./loadtest)
 
 # --- Go benchmarks -------------------------------------------------------------------------
+T_GO=$SECONDS
 if [[ ${BENCH_GO:-1} == 1 ]]; then
   say "Go benchmarks (backend, concur) -> ${OUT#"$ROOT"/}/performance-bench.txt"
   {
@@ -95,6 +97,7 @@ if [[ ${BENCH_GO:-1} == 1 ]]; then
   cp "$RUN/bench.txt" "$OUT/performance-bench.txt"
 fi
 
+T_GO=$((SECONDS - T_GO))
 STOP_MESSAGE="stopping the simulator and Vault (logs in ${RUN#"$ROOT"/})"
 
 # --- Concur simulator ------------------------------------------------------------------------
@@ -182,6 +185,7 @@ MOUNTS=$("$VAULT" secrets list)
 grep -q '^secret/ .*kv' <<<"$MOUNTS" || die "the dev server has no kv at secret/"
 
 # --- the load test -----------------------------------------------------------------------------
+T_LOAD=$SECONDS
 say "load test: $DURATION per target, $CONNS connections, alternating $PHASE phases"
 "$RUN/loadtest" -vault-addr "$VAULT_ADDR" -token "$ROOT_TOKEN" -sim-url "$SIM_URL" \
   -targets "$TARGETS" -compare "$COMPARE" -plugins "$PLUGINS" -vault-pid "$VAULT_PID" -sim-pid "$SIM_PID" \
@@ -189,7 +193,9 @@ say "load test: $DURATION per target, $CONNS connections, alternating $PHASE pha
   -out-json "$RUN/performance-results.json" -out-text "$RUN/performance-results.txt"
 cp "$RUN/performance-results.json" "$RUN/performance-results.txt" "$OUT/"
 
+T_LOAD=$((SECONDS - T_LOAD))
 # --- profiling pass ------------------------------------------------------------------------------
+T_PROFILE=$SECONDS
 # After the measured run, so the profiler's own cost is not in its figures: the plugin's two
 # creds paths under the same load, CPU and allocations sampled over the middle of it.
 if ((PROFILE > 0)); then
@@ -219,6 +225,8 @@ if ((PROFILE > 0)); then
     go tool pprof -top -sample_index=alloc_space "$RUN/allocs.pprof" 2>/dev/null; } >"$OUT/performance-pprof-allocs.txt"
 fi
 
+T_PROFILE=$((SECONDS - T_PROFILE))
+say "took ${SECONDS}s: Go benchmarks ${T_GO}s, load test ${T_LOAD}s, profiling ${T_PROFILE}s, builds and setup the rest"
 say "results in ${OUT#"$ROOT"/}/: performance-results.{txt,json}$([[ ${BENCH_GO:-1} == 1 ]] && echo ', performance-bench.txt')$(
   ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs}.txt')"
 grep -E '^(creds|companies)(-b)?/' "$RUN/performance-results.txt" >&2
