@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -105,5 +106,27 @@ func TestRequestOutcome(t *testing.T) {
 	resp := &logical.Response{}
 	if n := testing.AllocsPerRun(100, func() { requestOutcome(resp, nil) }); n != 0 && !raceEnabled {
 		t.Errorf("requestOutcome of a success allocates %v times, want 0", n)
+	}
+}
+
+// A warm companies/<name>/creds read through the backend's own request
+// handling, next to BenchmarkCredsReadWarm's root creds: what a partner's
+// app pays per read beyond the default company's.
+func BenchmarkCompanyCredsReadWarm(b *testing.B) {
+	e := newBenchEnv(b)
+	e.connect("acme", 1, "")
+	req := &logical.Request{Operation: logical.ReadOperation, Path: "companies/acme/creds", Storage: e.storage}
+	ctx := context.Background()
+	before := e.sim.GrantCalls("refresh_token")
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := e.b.HandleRequest(ctx, req)
+		if err != nil || resp.Data["access_token"] == "" {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if n := e.sim.GrantCalls("refresh_token") - before; n != 0 {
+		b.Fatalf("%d Concur token calls during warm reads, want 0", n)
 	}
 }
