@@ -88,7 +88,7 @@ e2e: vault build
 
 # Go benchmarks, then concur/creds, companies/<name>/creds, the ceiling plugin's creds and a KV v2
 # secret of similar size read side by side through a Vault dev server on loopback, then a pprof profile
-# of the plugin under load. BENCH_DURATION (per target, default 24s), BENCH_CONNS (32), BENCH_GO=0,
+# of the plugin under load. BENCH_DURATION (per target, default 20s), BENCH_CONNS (32), BENCH_GO=0,
 # BENCH_PROFILE=0. Results: docs/performance-results.{txt,json}, docs/performance-bench.txt,
 # docs/performance-pprof-{cpu,allocs}.txt.
 bench: vault build sim ceiling

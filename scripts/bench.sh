@@ -20,9 +20,9 @@
 # plugin under load); docs/performance.md summarises them.
 #
 # Environment:
-#   BENCH_DURATION  measured time per target (default 24s: four targets, and make bench on a fresh
+#   BENCH_DURATION  measured time per target (default 20s: four targets, and make bench on a fresh
 #                   machine stays under 10 minutes)
-#   BENCH_PHASE     length of one alternating phase (default 4s: six rounds of phases)
+#   BENCH_PHASE     length of one alternating phase (default 4s: five rounds of phases)
 #   BENCH_WARMUP    unmeasured load per target first (default 2s)
 #   BENCH_CONNS     concurrent connections (default 32)
 #   BENCH_GO        1 (default) runs the Go benchmarks, 0 skips them
@@ -43,7 +43,7 @@ cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
 VERSION=${VERSION:-v0.1.0}
-DURATION=${BENCH_DURATION:-24s}
+DURATION=${BENCH_DURATION:-20s}
 PHASE=${BENCH_PHASE:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
 PROFILE=${BENCH_PROFILE:-12}
@@ -218,11 +218,11 @@ if ((PROFILE > 0)); then
   note="# the plugin ($PLUGIN_NAME $VERSION) under ${PROFILE}s of concur/creds and companies/bench/creds"
   note+=" ($CONNS connections, $reqs requests measured), sampled over ${window}s; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   { echo "$note"; echo "# go tool pprof -top cpu.pprof"
-    go tool pprof -top "$RUN/cpu.pprof" 2>/dev/null; } >"$OUT/performance-pprof-cpu.txt"
+    go tool pprof -symbolize=none -top "$RUN/cpu.pprof" 2>/dev/null; } >"$OUT/performance-pprof-cpu.txt"
   { echo "$note"; echo "# go tool pprof -top -sample_index=alloc_objects allocs.pprof"
-    go tool pprof -top -sample_index=alloc_objects "$RUN/allocs.pprof" 2>/dev/null
+    go tool pprof -symbolize=none -top -sample_index=alloc_objects "$RUN/allocs.pprof" 2>/dev/null
     echo; echo "# go tool pprof -top -sample_index=alloc_space allocs.pprof"
-    go tool pprof -top -sample_index=alloc_space "$RUN/allocs.pprof" 2>/dev/null; } >"$OUT/performance-pprof-allocs.txt"
+    go tool pprof -symbolize=none -top -sample_index=alloc_space "$RUN/allocs.pprof" 2>/dev/null; } >"$OUT/performance-pprof-allocs.txt"
 fi
 
 T_PROFILE=$((SECONDS - T_PROFILE))
