@@ -218,7 +218,9 @@ if ((PROFILE > 0)); then
   note="# the plugin ($PLUGIN_NAME $VERSION) under ${PROFILE}s of concur/creds and companies/bench/creds"
   note+=" ($CONNS connections, $reqs requests measured), sampled over ${window}s; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   { echo "$note"; echo "# go tool pprof -top cpu.pprof"
-    go tool pprof -symbolize=none -top "$RUN/cpu.pprof" 2>/dev/null; } >"$OUT/performance-pprof-cpu.txt"
+    go tool pprof -symbolize=none -top "$RUN/cpu.pprof" 2>/dev/null
+    echo; echo "# go tool pprof -top -cum cpu.pprof"
+    go tool pprof -symbolize=none -top -cum "$RUN/cpu.pprof" 2>/dev/null; } >"$OUT/performance-pprof-cpu.txt"
   { echo "$note"; echo "# go tool pprof -top -sample_index=alloc_objects allocs.pprof"
     go tool pprof -symbolize=none -top -sample_index=alloc_objects "$RUN/allocs.pprof" 2>/dev/null
     echo; echo "# go tool pprof -top -sample_index=alloc_space allocs.pprof"
