@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
+	"net/http/pprof" // #nosec G108 -- served only on the loopback address CONCUR_PLUGIN_PPROF_ADDR names, never by default
 	"time"
 )
 
