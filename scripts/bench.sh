@@ -11,13 +11,13 @@
 # concur/companies/bench with a company the simulator makes for it, and runs e2e/loadtest:
 # concur/creds, ceiling/creds, concur/companies/bench/creds and a KV v2 secret of similar size
 # (secret/data/bench) read in alternating phases by closed-loop keep-alive connections. Then a
-# short profiling pass reads concur/creds and concur/companies/bench/creds again while the
-# plugin's net/http/pprof (on a loopback port, enabled for this run only) records CPU and
-# allocations. Everything it starts is stopped on exit.
+# short profiling pass reads concur/creds, concur/companies/bench/creds and ceiling/creds again
+# while both plugins' net/http/pprof (on loopback ports, enabled for this run only) record CPU
+# and allocations. Everything it starts is stopped on exit.
 #
 # Results: $BENCH_OUT/performance-results.{json,txt} (load test), $BENCH_OUT/performance-bench.txt
-# (Go benchmarks), $BENCH_OUT/performance-pprof-{cpu,allocs}.txt (`go tool pprof -top` of the
-# plugin under load); docs/performance.md summarises them.
+# (Go benchmarks), $BENCH_OUT/performance-pprof-{cpu,allocs,ceiling}.txt (`go tool pprof -top` of
+# the plugin and of the ceiling under load); docs/performance.md summarises them.
 #
 # Environment:
 #   BENCH_DURATION  measured time per target (default 20s: four targets, and make bench on a fresh
@@ -28,7 +28,7 @@
 #   BENCH_GO        1 (default) runs the Go benchmarks, 0 skips them
 #   BENCH_BENCHTIME go test -benchtime (default 1s; the 10,000-company benchmarks of backend/
 #                   take about 20 s of it, one first-reads operation being 15 s)
-#   BENCH_PROFILE   seconds of the profiling pass (default 12; 0 skips it)
+#   BENCH_PROFILE   seconds of the profiling pass (default 15; 0 skips it)
 #   BENCH_OUT       output directory (default docs/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
@@ -46,7 +46,7 @@ VERSION=${VERSION:-v0.1.0}
 DURATION=${BENCH_DURATION:-20s}
 PHASE=${BENCH_PHASE:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
-PROFILE=${BENCH_PROFILE:-12}
+PROFILE=${BENCH_PROFILE:-15}
 CEILING_NAME=ceiling
 CONNS=${BENCH_CONNS:-32}
 OUT=${BENCH_OUT:-$ROOT/docs}
@@ -168,7 +168,8 @@ say "a named company at concur/companies/bench"
 add_company concur
 say "register and enable the ceiling plugin at ceiling/"
 CEILING_VERSION=$("$CEILING" -version | awk '{print $2}')
-register "$CEILING_NAME" "$CEILING_VERSION"
+CEILING_PPROF_ADDR=127.0.0.1:$(free_port)
+register "$CEILING_NAME" "$CEILING_VERSION" -env="CONCUR_PLUGIN_PPROF_ADDR=$CEILING_PPROF_ADDR"
 "$VAULT" secrets enable -path=ceiling -plugin-version="$CEILING_VERSION" "$CEILING_NAME" >&2
 TARGETS=creds=/v1/concur/creds,ceiling=/v1/ceiling/creds,companies=/v1/concur/companies/bench/creds,kv=/v1/secret/data/bench
 COMPARE=creds/ceiling:0.97,creds/kv:0.80,companies/ceiling
@@ -197,38 +198,54 @@ T_LOAD=$((SECONDS - T_LOAD))
 # --- profiling pass ------------------------------------------------------------------------------
 T_PROFILE=$SECONDS
 # After the measured run, so the profiler's own cost is not in its figures: the plugin's two
-# creds paths under the same load, CPU and allocations sampled over the middle of it.
+# creds paths and the ceiling's under the same load, one phase each, CPU and allocations of
+# both plugin processes sampled over all three phases.
+fetch() { # fetch OUT URL: one profile
+  curl -fsS -o "$1" "$2" || die "no profile from $2"
+}
 if ((PROFILE > 0)); then
-  say "profiling pass: ${PROFILE}s of concur/creds and companies/bench/creds, pprof CPU and allocations"
-  half=$(((PROFILE + 1) / 2))
+  say "profiling pass: ${PROFILE}s of concur/creds, companies/bench/creds and ceiling/creds, pprof CPU and allocations"
+  third=$(((PROFILE + 2) / 3))
   "$RUN/loadtest" -vault-addr "$VAULT_ADDR" -token "$ROOT_TOKEN" -sim-url "$SIM_URL" -kv-write "" \
-    -targets creds=/v1/concur/creds,companies=/v1/concur/companies/bench/creds -plugins "$PLUGIN_NAME" \
-    -vault-pid "$VAULT_PID" -sim-pid "$SIM_PID" -duration "${half}s" -phase "${half}s" -warmup 1s -conns "$CONNS" \
+    -targets creds=/v1/concur/creds,companies=/v1/concur/companies/bench/creds,ceiling=/v1/ceiling/creds \
+    -plugins "$PLUGIN_NAME,$CEILING_NAME" -vault-pid "$VAULT_PID" -sim-pid "$SIM_PID" \
+    -duration "${third}s" -phase "${third}s" -warmup 1s -conns "$CONNS" \
     -out-json "$RUN/profile-load.json" >"$RUN/profile-load.txt" &
   load_pid=$!
-  sleep 3 # the warm-up (1 s per target), and a second into the measured load
-  window=$((PROFILE - 2))
-  curl -fsS -o "$RUN/cpu.pprof" "http://$PPROF_ADDR/debug/pprof/profile?seconds=$window" &
-  cpu_pid=$!
-  curl -fsS -o "$RUN/allocs.pprof" "http://$PPROF_ADDR/debug/pprof/allocs?seconds=$window" ||
-    die "no allocation profile from the plugin's pprof on $PPROF_ADDR"
-  wait "$cpu_pid" || die "no CPU profile from the plugin's pprof on $PPROF_ADDR"
+  sleep 4 # the warm-up (1 s per target), and a second into the measured load
+  window=$((3 * third - 2))
+  pids=()
+  for p in "cpu http://$PPROF_ADDR/debug/pprof/profile" "allocs http://$PPROF_ADDR/debug/pprof/allocs" \
+    "ceiling-cpu http://$CEILING_PPROF_ADDR/debug/pprof/profile" "ceiling-allocs http://$CEILING_PPROF_ADDR/debug/pprof/allocs"; do
+    fetch "$RUN/${p%% *}.pprof" "${p#* }?seconds=$window" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || die "a profile is missing (see above)"; done
   wait "$load_pid" || die "the profiling pass's load failed (see $RUN/profile-load.txt)"
-  reqs=$(grep -o '"requests": [0-9]*' "$RUN/profile-load.json" | head -n2 | awk '{n += $2} END {print n}')
-  note="# the plugin ($PLUGIN_NAME $VERSION) under ${PROFILE}s of concur/creds and companies/bench/creds"
-  note+=" ($CONNS connections, $reqs requests measured), sampled over ${window}s; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  { echo "$note"; echo "# go tool pprof -top cpu.pprof"
-    go tool pprof -symbolize=none -top "$RUN/cpu.pprof" 2>/dev/null
-    echo; echo "# go tool pprof -top -cum cpu.pprof"
-    go tool pprof -symbolize=none -top -cum "$RUN/cpu.pprof" 2>/dev/null; } >"$OUT/performance-pprof-cpu.txt"
-  { echo "$note"; echo "# go tool pprof -top -sample_index=alloc_objects allocs.pprof"
-    go tool pprof -symbolize=none -top -sample_index=alloc_objects "$RUN/allocs.pprof" 2>/dev/null
-    echo; echo "# go tool pprof -top -sample_index=alloc_space allocs.pprof"
-    go tool pprof -symbolize=none -top -sample_index=alloc_space "$RUN/allocs.pprof" 2>/dev/null; } >"$OUT/performance-pprof-allocs.txt"
+  reqs=$(grep -o '"requests": [0-9]*' "$RUN/profile-load.json" | head -n3 | tr -d '"' | awk '{print $2}' | paste -sd' ')
+  read -r r_creds r_companies r_ceiling <<<"$reqs"
+  stamp="sampled over ${window}s of $CONNS connections; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  note="# the plugin ($PLUGIN_NAME $VERSION) under ${third}s of concur/creds ($r_creds requests) and ${third}s of"
+  note+=" companies/bench/creds ($r_companies requests), $stamp"
+  top() { # top PROFILE: its CPU or allocation tops, by go tool pprof
+    if [[ $1 == *cpu.pprof ]]; then
+      echo "# go tool pprof -top ${1##*/}"; go tool pprof -symbolize=none -top "$1" 2>/dev/null
+      echo; echo "# go tool pprof -top -cum ${1##*/}"; go tool pprof -symbolize=none -top -cum "$1" 2>/dev/null
+    else
+      echo "# go tool pprof -top -sample_index=alloc_objects ${1##*/}"
+      go tool pprof -symbolize=none -top -sample_index=alloc_objects "$1" 2>/dev/null
+      echo; echo "# go tool pprof -top -sample_index=alloc_space ${1##*/}"
+      go tool pprof -symbolize=none -top -sample_index=alloc_space "$1" 2>/dev/null
+    fi
+  }
+  { echo "$note"; top "$RUN/cpu.pprof"; } >"$OUT/performance-pprof-cpu.txt"
+  { echo "$note"; top "$RUN/allocs.pprof"; } >"$OUT/performance-pprof-allocs.txt"
+  { echo "# the ceiling plugin under ${third}s of ceiling/creds ($r_ceiling requests), $stamp"
+    top "$RUN/ceiling-cpu.pprof"; echo; top "$RUN/ceiling-allocs.pprof"; } >"$OUT/performance-pprof-ceiling.txt"
 fi
 
 T_PROFILE=$((SECONDS - T_PROFILE))
 say "took ${SECONDS}s: Go benchmarks ${T_GO}s, load test ${T_LOAD}s, profiling ${T_PROFILE}s, builds and setup the rest"
 say "results in ${OUT#"$ROOT"/}/: performance-results.{txt,json}$([[ ${BENCH_GO:-1} == 1 ]] && echo ', performance-bench.txt')$(
-  ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs}.txt')"
+  ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs,ceiling}.txt')"
 grep -E '^(creds|companies)(-b)?/' "$RUN/performance-results.txt" >&2

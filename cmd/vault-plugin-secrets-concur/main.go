@@ -2,7 +2,7 @@
 // speaks Vault's plugin protocol on stdin/stdout, so it is not meant to be
 // started by hand, except with -version, which prints the stamped version
 // (the value for `vault plugin register -version`). With CONCUR_PLUGIN_PPROF_ADDR
-// set to a loopback address it also serves net/http/pprof there (pprof.go).
+// set to a loopback address it also serves net/http/pprof there (internal/pprofserve).
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/plugin"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/backend"
+	"github.com/concur-vault/vault-plugin-secrets-concur/internal/pprofserve"
 )
 
 func main() {
@@ -21,7 +22,7 @@ func main() {
 		return
 	}
 	logger := hclog.New(&hclog.LoggerOptions{JSONFormat: true})
-	if _, err := servePprof(os.Getenv(pprofEnv)); err != nil {
+	if _, err := pprofserve.FromEnv(); err != nil {
 		logger.Error("not serving pprof", "error", err)
 	}
 	// One process serves every mount of this plugin (multiplexing); each

@@ -23,6 +23,8 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/hashicorp/vault/sdk/plugin"
+
+	"github.com/concur-vault/vault-plugin-secrets-concur/internal/pprofserve"
 )
 
 // version is what scripts/bench.sh registers the ceiling as.
@@ -33,8 +35,12 @@ func main() {
 		fmt.Println("ceiling", version)
 		return
 	}
+	logger := hclog.New(&hclog.LoggerOptions{JSONFormat: true})
+	if _, err := pprofserve.FromEnv(); err != nil { // as the engine does, for its profile next to the engine's
+		logger.Error("not serving pprof", "error", err)
+	}
 	if err := plugin.ServeMultiplex(&plugin.ServeOpts{BackendFactoryFunc: factory}); err != nil {
-		hclog.New(&hclog.LoggerOptions{JSONFormat: true}).Error("plugin shutting down", "error", err)
+		logger.Error("plugin shutting down", "error", err)
 		os.Exit(1)
 	}
 }

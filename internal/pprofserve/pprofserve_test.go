@@ -1,4 +1,4 @@
-package main
+package pprofserve
 
 import (
 	"io"
@@ -8,25 +8,25 @@ import (
 )
 
 func TestPprofServesNothingUnlessAsked(t *testing.T) {
-	ln, err := servePprof("")
+	ln, err := Serve("")
 	if ln != nil || err != nil {
-		t.Fatalf(`servePprof("") = %v, %v; want nothing served`, ln, err)
+		t.Fatalf(`Serve("") = %v, %v; want nothing served`, ln, err)
 	}
 }
 
 func TestPprofRefusesNonLoopbackAddresses(t *testing.T) {
 	for _, addr := range []string{"0.0.0.0:0", ":0", "localhost:0", "10.0.0.1:6060", "127.0.0.1"} {
-		if ln, err := servePprof(addr); err == nil || !strings.Contains(err.Error(), pprofEnv) {
+		if ln, err := Serve(addr); err == nil || !strings.Contains(err.Error(), Env) {
 			if ln != nil {
 				ln.Close()
 			}
-			t.Errorf("servePprof(%q) = %v; want an error naming %s", addr, err, pprofEnv)
+			t.Errorf("Serve(%q) = %v; want an error naming %s", addr, err, Env)
 		}
 	}
 }
 
 func TestPprofServesProfilesOnLoopback(t *testing.T) {
-	ln, err := servePprof("127.0.0.1:0")
+	ln, err := Serve("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
