@@ -430,3 +430,38 @@ func TestKeepAliveSpreadsAndKeepsRefreshTokensAlive(t *testing.T) {
 		}
 	}
 }
+
+// Invalidate (Enterprise standbys and secondaries): a company another node
+// created or deleted shows as such, without the standby reading every
+// company again.
+func TestInvalidateShowsOtherNodesCompanies(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("a", 1, "")
+	standby := e.newInstance()
+	cs := &countingStorage{Storage: e.storage}
+	list := func() string {
+		resp, err := requestOn(standby, cs, logical.ListOperation, "companies/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(resp.Data["keys"])
+	}
+	if got := list(); got != "[a]" {
+		t.Fatalf("standby list = %s", got)
+	}
+	e.connect("b", 2, "")
+	standby.invalidate(context.Background(), companyStorageKey("b"))
+	e.mustOK(logical.DeleteOperation, "companies/a", nil)
+	standby.invalidate(context.Background(), companyStorageKey("a"))
+	cs.lists.Store(0)
+	if got := list(); got != "[b]" {
+		t.Errorf("standby list after invalidations = %s, want [b]", got)
+	}
+	if cs.lists.Load() != 0 {
+		t.Errorf("the standby listed storage again after an invalidation")
+	}
+	resp, err := requestOn(standby, cs, logical.ReadOperation, "companies/b/creds", nil)
+	if err != nil || resp.Data["access_token"] != e.companyEntry("b").Token.AccessToken {
+		t.Errorf("standby creds of b: %v", err)
+	}
+}

@@ -394,14 +394,14 @@ func (ts *tokenStore) reschedule(name string, v companyView) {
 	ts.schedule.set(name, v.dueAt(name, margin, ts.b.now()))
 }
 
-// forgetCompany drops a company's cached entry (Invalidate); it is read
-// again on next use, and by the next periodic pass.
+// forgetCompany drops a company's cached entry (Invalidate): it is read
+// again on its next use, a list included, so a company another node just
+// created or deleted shows as such without reading every company again.
 func (ts *tokenStore) forgetCompany(name string) {
 	ts.company(name).forget()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	ts.schedule.set(name, time.Time{})
-	ts.listed = false
 }
 
 // renewDue is the periodic renewal: the companies due on the schedule are
