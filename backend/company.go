@@ -320,7 +320,7 @@ func (co *company) notConfigured() error {
 	if co.name == defaultCompanyName {
 		return errNotConfigured()
 	}
-	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("no company named %q on this mount: write concur/companies/%s first", co.name, co.name))
+	return errNoCompany(co.name)
 }
 
 // serve is what a reader asking for asked gets from v, with what it should
@@ -668,7 +668,8 @@ func withToken(e *companyEntry, tok *concur.Token, app appView, now time.Time) *
 		}
 	}
 	if tok.UnusableGeolocation != "" {
-		t.LastError = fmt.Sprintf("Concur named geolocation %q, which is not a usable URL; still using %q", tok.UnusableGeolocation, t.Geolocation)
+		t.LastError = fmt.Sprintf("Concur named geolocation %q, which is not a usable URL; still using %q",
+			tok.UnusableGeolocation, t.Geolocation)
 		t.LastErrorAt = now
 	}
 	if exp := t.RefreshExpiresAt; !exp.IsZero() && exp.Sub(now) < refreshTokenMargin {

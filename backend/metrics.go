@@ -62,7 +62,8 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "grants_total",
-			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed, outcome_unknown) and Concur error code (none without one).",
+			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed, outcome_unknown) " +
+				"and Concur error code (none without one).",
 		}, []string{"company", "grant_type", "outcome", "code"}),
 		renewalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "renewal_duration_seconds", Buckets: latencyBuckets,

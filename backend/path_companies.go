@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -151,8 +150,7 @@ func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *frame
 		return nil, nil, err
 	}
 	if co == nil {
-		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"no company named %q on this mount: write concur/companies/%s first", name, name))
+		return nil, nil, errNoCompany(name)
 	}
 	return co, nil, nil
 }
