@@ -518,6 +518,18 @@ func (co *company) renewIfDue(ctx context.Context, s logical.Storage, margin tim
 	return co.renew(ctx, s, r)
 }
 
+// saveUnsaved writes tokens storage has not accepted yet (under grantLock,
+// as a grant would, but without calling Concur).
+func (co *company) saveUnsaved(ctx context.Context, s logical.Storage) error {
+	if !co.current().unsaved {
+		return nil
+	}
+	return co.run(ctx, "save", func(gctx context.Context) error {
+		_, err := co.latest(gctx, s)
+		return err
+	})
+}
+
 // rotate renews now, whatever the token's age: the operator asked for it.
 func (co *company) rotate(ctx context.Context, s logical.Storage) (*companyEntry, error) {
 	if err := co.renew(ctx, s, renewal{kind: wantRotate}); err != nil {
@@ -748,8 +760,8 @@ type companyChange struct {
 	companyUUID string
 	prewarm     bool
 	// app is the app the grant uses: a config write may change it in the
-	// same request; when it is not the current app it becomes current with
-	// the grant and is stored after the company.
+	// same request; it is stored after the company (and is current from
+	// the moment a grant made with it succeeded).
 	app appView
 	// requestToken or refreshToken (at most one) bootstraps the company
 	// with a grant; with neither the stored tokens are kept.
@@ -792,13 +804,16 @@ func (co *company) configure(ctx context.Context, s logical.Storage, c companyCh
 		default:
 			next.Token.Status = statusNeedsBootstrap
 		}
-		if c.app.entry != co.store.currentApp().entry {
-			co.store.adoptApp(c.app) // a config write's settings, stored after the company
+		if c.bootstraps() && c.app.entry != co.store.currentApp().entry {
+			co.store.adoptApp(c.app) // the tokens it obtained must stay renewable with it
 		}
 		if err := save(gctx, s, next); err != nil {
 			return err
 		}
 		out = next
+		if c.app.entry != co.store.currentApp().entry {
+			return co.store.saveApp(gctx, s, c.app) // a config write's settings, after the company
+		}
 		return co.store.flushApp(gctx, s)
 	})
 	if err != nil {

@@ -415,12 +415,14 @@ func (ts *tokenStore) renewDue(ctx context.Context, s logical.Storage) error {
 	if err := ts.loadAll(ctx, s); err != nil {
 		return err
 	}
-	if ts.grantsPaused() != nil {
+	now := ts.b.now()
+	ts.mu.Lock()
+	due := ts.schedule.popDue(now, maxGrantsPerPass)
+	ts.mu.Unlock()
+	if until := ts.pausedUntil(now); !until.IsZero() {
+		ts.deferDue(ctx, s, due, until)
 		return nil
 	}
-	ts.mu.Lock()
-	due := ts.schedule.popDue(ts.b.now(), maxGrantsPerPass)
-	ts.mu.Unlock()
 	var g errgroup.Group
 	g.SetLimit(maxConcurrentGrants)
 	var failed sync.Map
@@ -442,6 +444,36 @@ func (ts *tokenStore) renewDue(ctx context.Context, s logical.Storage) error {
 		return len(errs) < 10
 	})
 	return errors.Join(errs...)
+}
+
+// deferDue puts due companies back on the schedule at until, while the
+// app's token calls are paused; tokens storage has not accepted yet are
+// written meanwhile (that needs storage, not Concur).
+func (ts *tokenStore) deferDue(ctx context.Context, s logical.Storage, due []string, until time.Time) {
+	for _, name := range due {
+		co := ts.company(name)
+		if err := co.saveUnsaved(ctx, s); err != nil {
+			ts.b.Logger().Error("writing unsaved Concur tokens failed", "company", name, "error", err)
+		}
+		ts.mu.Lock()
+		ts.schedule.set(name, until)
+		ts.mu.Unlock()
+	}
+}
+
+// pausedUntil is when the app's paused background token calls may resume
+// (zero: not paused): the end of a 429 slow-down, or after a refusal of
+// its credentials the next look, backoffMax later.
+func (ts *tokenStore) pausedUntil(now time.Time) time.Time {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	switch {
+	case now.Before(ts.slowUntil):
+		return ts.slowUntil
+	case ts.clientRefused != "":
+		return now.Add(backoffMax)
+	}
+	return time.Time{}
 }
 
 // takeGrantSlot waits for one of the mount's grant slots; call release
