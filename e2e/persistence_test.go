@@ -67,6 +67,7 @@ func TestPersistenceAndUpgrade(t *testing.T) {
 	}
 	noNewBootstrap("after upgrade")
 	checkUpgradedDefault(t, s, n.Client, tok)
+	rollBackAndForward(t, s, n, tok)
 	rotateChecked(t, s, n.Client, mountPath)
 	tok = accessToken(readCreds(t, n.Client, mountPath, 0))
 
@@ -94,6 +95,36 @@ func TestPersistenceAndUpgrade(t *testing.T) {
 	noNewBootstrap("after plugin reload")
 	if got := s.ErrorCount(108); got != 0 {
 		t.Errorf("simulator answered invalid_grant (108) %d times", got)
+	}
+}
+
+// rollBackAndForward switches an upgraded mount back to v0.1.0 and forward again: v0.1.0
+// does not know the new layout (it sees no configuration and calls nobody), and the token
+// is still there when this build runs again.
+func rollBackAndForward(t testing.TB, s *sim, n *Node, tok string) {
+	t.Helper()
+	switchTo := func(version string) {
+		t.Helper()
+		if err := n.Client.Sys().TuneMountAllowNil(mountPath, api.TuneMountConfigInput{PluginVersion: &version}); err != nil {
+			t.Fatalf("secrets tune -plugin-version=%s: %v", version, err)
+		}
+		if _, err := n.Client.Sys().ReloadPluginWithContext(ctxT(t, time.Minute),
+			&api.ReloadPluginInput{Mounts: []string{mountPath + "/"}}); err != nil {
+			t.Fatalf("plugin reload after switching to %s: %v", version, err)
+		}
+		wantRunning(t, n, version)
+	}
+	calls := s.Calls(concurtest.EndpointToken)
+	switchTo(pluginV010)
+	if _, err := n.Client.Logical().Read(mountPath + "/creds"); err == nil || !strings.Contains(errText(err), "not configured") {
+		t.Errorf("v0.1.0 on the upgraded layout: creds answered %v, want 'not configured'", err)
+	}
+	switchTo(pluginVersion)
+	if got := accessToken(readCreds(t, n.Client, mountPath, 0)); got != tok {
+		t.Error("after going back to v0.1.0 and forward again creds returned a different access token")
+	}
+	if got := s.Calls(concurtest.EndpointToken) - calls; got != 0 {
+		t.Errorf("going back to v0.1.0 and forward again made %d token calls", got)
 	}
 }
 
