@@ -337,7 +337,8 @@ func checkCompanyCreds(t testing.TB, s *sim, app *api.Client, companyUUID, dc, o
 // The onboarding recipe of the README: App Center redirects each company's admin to the
 // partner's connect page, which connects the company under its UUID; the partner's app
 // then reads each company's creds and calls Concur at that company's data centre. A
-// re-connect replaces the company's tokens; a failed one keeps them.
+// re-connect replaces the company's tokens; a failed one keeps them. A new client secret
+// on config applies to every company.
 func TestOnboardingFlow(t *testing.T) {
 	t.Parallel()
 	s := newSim(t, concurtest.Options{DataCenters: []string{concurtest.LandingZone, "us2", "eu2", "apj1"}, Users: 3})
@@ -405,8 +406,37 @@ func TestOnboardingFlow(t *testing.T) {
 		t.Error("a refused re-connect changed the company's token")
 	}
 	rotateCheckedAt(t, s, root, mountPath+"/companies/"+co.uuid, co.uuid)
+	rotateAppSecret(t, s, root, companies)
 	if got := s.ErrorCount(108); got != 0 {
 		t.Errorf("simulator answered invalid_grant (108) %d times", got)
+	}
+}
+
+// rotateAppSecret: the partner gets a new client secret at Concur. Until config has it,
+// grants are refused, and no company is marked needs_bootstrap for that; once written,
+// every company refreshes with its then-current refresh token.
+func rotateAppSecret(t testing.TB, s *sim, root *api.Client, companies []*connected) {
+	t.Helper()
+	s.ClientSecret = "cs-" + randHex(20)
+	s.AddClient(s.ClientID, s.ClientSecret)
+	if _, err := rotate(root, mountPath+"/companies/"+companies[1].uuid); err == nil {
+		t.Error("rotate with the old client secret succeeded")
+	}
+	for _, co := range companies {
+		sec, err := root.Logical().Read(mountPath + "/companies/" + co.uuid)
+		if err != nil || sec == nil || sec.Data["status"] == "needs_bootstrap" {
+			t.Errorf("company in %s after Concur refused the old client secret: %v (%v), want no needs_bootstrap", co.dc, sec, err)
+		}
+	}
+	if _, err := root.Logical().Write(mountPath+"/config", map[string]any{"client_secret": s.ClientSecret}); err != nil {
+		t.Fatalf("write config client_secret: %v", err)
+	}
+	for _, co := range companies {
+		rotateCheckedAt(t, s, root, mountPath+"/companies/"+co.uuid, co.uuid)
+		sec, err := root.Logical().Read(mountPath + "/companies/" + co.uuid)
+		if err != nil || sec == nil || sec.Data["status"] != "ok" {
+			t.Errorf("company in %s after the new client secret: %v (%v), want status ok", co.dc, sec, err)
+		}
 	}
 }
 
