@@ -9,7 +9,7 @@
 
 SHELL        := /bin/bash
 MODULE       := github.com/concur-vault/vault-plugin-secrets-concur
-VERSION      ?= v0.1.0
+VERSION      ?= v0.2.0
 PLUGIN_NAME  := vault-plugin-secrets-concur
 BIN          := $(CURDIR)/bin
 PLUGIN_BIN   := $(BIN)/$(PLUGIN_NAME)
@@ -17,7 +17,7 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean reliability soak bench release
+.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -74,12 +74,21 @@ E2E_TIMEOUT  ?= 15m
 E2E_RUN      ?= .
 E2E_PARALLEL ?= 3
 E2E_FLAGS    ?= -v
-PLUGIN_BIN_V2 := $(BIN)/$(PLUGIN_NAME)-v0.1.1
-e2e: vault build
-	$(MAKE) --no-print-directory build VERSION=v0.1.1 PLUGIN_BIN=$(PLUGIN_BIN_V2)
+# The upgrade test starts from the real v0.1.0 plugin (its single-entry storage layout): built once
+# from that release's commit in git history, stamped v0.1.0; skipped when present.
+V010_COMMIT     := 571f2bb
+PLUGIN_BIN_V010 := $(BIN)/$(PLUGIN_NAME)-v0.1.0
+e2e: vault build $(PLUGIN_BIN_V010)
 	cd e2e && go vet ./...
-	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V2=$(PLUGIN_BIN_V2) \
+	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .
+
+plugin-v0.1.0: $(PLUGIN_BIN_V010)
+$(PLUGIN_BIN_V010):
+	rm -rf $(BIN)/src-v0.1.0 && mkdir -p $(BIN)/src-v0.1.0
+	git archive $(V010_COMMIT) go.mod go.sum cmd backend concur | tar -x -C $(BIN)/src-v0.1.0
+	cd $(BIN)/src-v0.1.0 && CGO_ENABLED=0 go build -trimpath \
+	  -ldflags '-s -w -X $(MODULE)/backend.Version=v0.1.0' -o $@ ./cmd/$(PLUGIN_NAME)
 
 # Go benchmarks, then concur/creds and a KV v2 secret of similar size read side by side through a
 # Vault dev server on loopback. BENCH_DURATION (per target, default 60s), BENCH_CONNS (32), BENCH_GO=0.

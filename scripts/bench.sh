@@ -25,14 +25,14 @@
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
 #                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way,
 #                   and read as a third target (creds-b) in the same run
-#   VERSION         plugin version (default v0.1.0)
+#   VERSION         plugin version (default v0.2.0)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
-VERSION=${VERSION:-v0.1.0}
+VERSION=${VERSION:-v0.2.0}
 DURATION=${BENCH_DURATION:-60s}
 PHASE=${BENCH_PHASE:-5s}
 WARMUP=${BENCH_WARMUP:-5s}
