@@ -381,7 +381,7 @@ func companyWriteError(c companyChange, err error) (*logical.Response, error) {
 		return bootstrapError(c.bootstrapField(), err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return nil, err // the writer left or timed out; the grant goes on (see company.run)
-	case errors.As(err, new(logical.HTTPCodedError)):
+	case errors.As(err, new(logical.HTTPCodedError)), errors.Is(err, errAppUnsaved):
 		return nil, err
 	case c.bootstraps():
 		return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
