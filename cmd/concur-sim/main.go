@@ -32,7 +32,7 @@ import (
 const (
 	defaultListen       = "127.0.0.1:18080"
 	defaultClientID     = "5f0d6d0c-5b0e-4a77-9c61-3f1e4b0c2a11"
-	defaultClientSecret = "0b6b4f3e-9a4e-4d6f-8f5c-7d7e2c1a9b00"
+	defaultClientSecret = "0b6b4f3e-9a4e-4d6f-8f5c-7d7e2c1a9b00" //nolint:gosec // G101: the simulator's own, documented above
 	defaultCompanyUUID  = "aa076ada-80a9-4f57-8e98-9300b1c3171d"
 	shutdownTimeout     = 10 * time.Second
 )
@@ -97,9 +97,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.refreshToken, "refresh-token", "", "refresh token to register as live (none if empty)")
 	fs.StringVar(&c.rotation, "rotation", "stable", "refresh-token rotation: stable, rotate or grace")
 	fs.DurationVar(&c.grace, "grace", concurtest.DefaultGraceWindow, "grace window of the old refresh token in grace rotation")
-	fs.IntVar(&c.requestTokenUses, "request-token-uses", concurtest.DefaultRequestUses, "successful grants per request token (negative: unlimited)")
+	fs.IntVar(&c.requestTokenUses, "request-token-uses", concurtest.DefaultRequestUses,
+		"successful grants per request token (negative: unlimited)")
 	fs.DurationVar(&c.requestTokenTTL, "request-token-ttl", concurtest.DefaultRequestTokenTTL, "request token lifetime")
-	fs.DurationVar(&c.accessTokenTTL, "access-token-ttl", concurtest.AccessTokenLifetime, "access token lifetime (expires_in); shorten it to watch renewals")
+	fs.DurationVar(&c.accessTokenTTL, "access-token-ttl", concurtest.AccessTokenLifetime,
+		"access token lifetime (expires_in); shorten it to watch renewals")
 	fs.IntVar(&c.users, "users", concurtest.DefaultUsers, "simulated Identity users of the company")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (needs --tls-key)")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key for --tls-cert")
@@ -176,7 +178,50 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		fmt.Fprintln(stderr, "concur-sim:", err)
 		return 2
 	}
-	logger := log.New(stderr, "", log.LstdFlags|log.Lmicroseconds)
+	opts, err := c.options(log.New(stderr, "", log.LstdFlags|log.Lmicroseconds))
+	if err != nil {
+		fmt.Fprintln(stderr, "concur-sim:", err)
+		return 1
+	}
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", c.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "concur-sim:", err)
+		return 1
+	}
+	s, err := concurtest.NewServerOn(l, opts)
+	if err != nil {
+		_ = l.Close()
+		fmt.Fprintln(stderr, "concur-sim:", err)
+		return 1
+	}
+	if c.companyDC != "" && (s.URLOf(c.companyDC) == "" || c.companyDC == concurtest.LandingZone) {
+		s.Close()
+		fmt.Fprintf(stderr, "concur-sim: --company-data-center %q is not a data centre of --data-centers a company can live in\n", c.companyDC)
+		return 2
+	}
+	c.register(s, stderr)
+	for _, dc := range s.DataCenters() {
+		fmt.Fprintf(stderr, "concur-sim: data centre %s at %s\n", dc, s.URLOf(dc))
+	}
+	fmt.Fprintf(stderr, "concur-sim: client id %s, company %s (lives in %s)\n", c.clientID, c.companyUUID,
+		s.DataCenterOf(c.companyUUID))
+	fmt.Fprintf(stdout, "concur-sim listening on %s\n", s.URL)
+
+	sig := <-stop
+	fmt.Fprintf(stderr, "concur-sim: %v, shutting down\n", sig)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		// In-flight requests (e.g. a long delay fault) outlived the grace
+		// period; cut them off. Stopping was still what was asked for.
+		fmt.Fprintln(stderr, "concur-sim: forced close:", err)
+		s.Close()
+	}
+	return 0
+}
+
+// options are the simulator's options the flags ask for.
+func (c *config) options(logger *log.Logger) (concurtest.Options, error) {
 	opts := concurtest.Options{
 		Rotation:           concurtest.Rotation(c.rotation),
 		GraceWindow:        c.grace,
@@ -201,28 +246,15 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 	if c.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
 		if err != nil {
-			fmt.Fprintln(stderr, "concur-sim: loading TLS key pair:", err)
-			return 1
+			return concurtest.Options{}, fmt.Errorf("loading TLS key pair: %w", err)
 		}
 		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	return opts, nil
+}
 
-	l, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		fmt.Fprintln(stderr, "concur-sim:", err)
-		return 1
-	}
-	s, err := concurtest.NewServerOn(l, opts)
-	if err != nil {
-		_ = l.Close()
-		fmt.Fprintln(stderr, "concur-sim:", err)
-		return 1
-	}
-	if c.companyDC != "" && (s.URLOf(c.companyDC) == "" || c.companyDC == concurtest.LandingZone) {
-		s.Close()
-		fmt.Fprintf(stderr, "concur-sim: --company-data-center %q is not a data centre of --data-centers a company can live in\n", c.companyDC)
-		return 2
-	}
+// register gives the simulator the client, company and tokens of the flags.
+func (c *config) register(s *concurtest.Server, stderr io.Writer) {
 	s.AddClient(c.clientID, c.clientSecret, splitList(c.scopes)...)
 	s.AddCompany(c.companyUUID, c.companyDC)
 	if c.requestToken == "" {
@@ -236,23 +268,4 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		s.AddRefreshToken(c.clientID, c.companyUUID, c.refreshToken)
 	}
 	s.EnableAdmin(c.clientID, c.companyUUID)
-
-	for _, dc := range s.DataCenters() {
-		fmt.Fprintf(stderr, "concur-sim: data centre %s at %s\n", dc, s.URLOf(dc))
-	}
-	fmt.Fprintf(stderr, "concur-sim: client id %s, company %s (lives in %s)\n", c.clientID, c.companyUUID,
-		s.DataCenterOf(c.companyUUID))
-	fmt.Fprintf(stdout, "concur-sim listening on %s\n", s.URL)
-
-	sig := <-stop
-	fmt.Fprintf(stderr, "concur-sim: %v, shutting down\n", sig)
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		// In-flight requests (e.g. a long delay fault) outlived the grace
-		// period; cut them off. Stopping was still what was asked for.
-		fmt.Fprintln(stderr, "concur-sim: forced close:", err)
-		s.Close()
-	}
-	return 0
 }
