@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -113,7 +114,7 @@ func TestNoTokenCallWaitsOutClean(t *testing.T) {
 	}()
 	ts.close(context.Background(), nil)
 	<-ts.grantSlots // a slot frees after Clean
-	if err := <-got; err != errClosed {
+	if err := <-got; !errors.Is(err, errClosed) {
 		t.Errorf("a waiting token call after Clean: %v, want errClosed", err)
 	}
 }

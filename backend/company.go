@@ -360,10 +360,16 @@ func readNeedCap(e *companyEntry) time.Duration {
 
 // servable says why an entry cannot serve tokens at all.
 func servable(e *companyEntry) error {
-	if e.Token.Status == statusNeedsBootstrap || e.Token.RefreshToken == "" {
+	if waitsForOperator(e) {
 		return errNeedsBootstrap(e.Token.LastError)
 	}
 	return nil
+}
+
+// waitsForOperator: no refresh token Concur honours; only a new company
+// token written by an operator helps.
+func waitsForOperator(e *companyEntry) bool {
+	return e.Token.Status == statusNeedsBootstrap || e.Token.RefreshToken == ""
 }
 
 // stateWarnings are what readers should know about a token they are given.
@@ -439,13 +445,13 @@ func (co *company) renewIfDue(ctx context.Context, s logical.Storage, margin tim
 		return err
 	}
 	e := v.entry
-	if e == nil || servable(e) != nil {
+	if e == nil || waitsForOperator(e) {
 		return nil
 	}
 	now := co.store.b.now()
 	accessDue := e.Prewarm && co.remaining(e) < margin
 	keepAlive := keepAliveDue(co.name, e, now) || refreshTokenDue(e, now)
-	if !v.unsaved && (!(accessDue || keepAlive) || now.Before(e.Token.NextAttemptAt)) {
+	if !v.unsaved && ((!accessDue && !keepAlive) || now.Before(e.Token.NextAttemptAt)) {
 		return nil
 	}
 	r := renewal{kind: wantToken, need: margin}
@@ -719,46 +725,60 @@ func (c companyChange) bootstrapField() string {
 func (co *company) configure(ctx context.Context, s logical.Storage, c companyChange) (*companyEntry, error) {
 	var out *companyEntry
 	err := co.run(ctx, "", func(gctx context.Context) error {
-		v, err := co.latest(gctx, s)
-		if err != nil {
-			return err
-		}
-		if err := co.checkNoForeignGrant(v); err != nil {
-			return err
-		}
-		next := &companyEntry{CompanyUUID: c.companyUUID, Prewarm: c.prewarm}
-		save := co.saveState
-		switch {
-		case c.bootstraps():
-			tok, err := co.bootstrapGrant(gctx, c)
-			if err != nil {
-				return err
-			}
-			next, save = co.issued(next, tok, c.app), co.saveIssued
-		case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
-			next.Token = v.entry.Token
-		default:
-			next.Token.Status = statusNeedsBootstrap
-		}
-		if c.bootstraps() && c.app.entry != co.store.currentApp().entry {
-			co.store.adoptApp(c.app) // the tokens it obtained must stay renewable with it
-		}
-		if err := save(gctx, s, next); err != nil {
-			return err
-		}
+		next, err := co.configureLocked(gctx, s, c)
 		out = next
-		if c.app.entry != co.store.currentApp().entry {
-			if err := co.store.saveApp(gctx, s, c.app); err != nil { // a config write's settings, after the company
-				return fmt.Errorf("%w: %w", errAppUnsaved, err)
-			}
-			return nil
-		}
-		return co.store.flushApp(gctx, s)
+		return err
 	})
 	if err != nil {
 		return nil, err // out may still be written by the job: do not read it
 	}
 	return out, nil
+}
+
+// configureLocked stores c under grantLock (see configure).
+func (co *company) configureLocked(ctx context.Context, s logical.Storage, c companyChange) (*companyEntry, error) {
+	v, err := co.latest(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := co.checkNoForeignGrant(v); err != nil {
+		return nil, err
+	}
+	next := &companyEntry{CompanyUUID: c.companyUUID, Prewarm: c.prewarm}
+	switch {
+	case c.bootstraps():
+		tok, gerr := co.bootstrapGrant(ctx, c)
+		if gerr != nil {
+			return nil, gerr
+		}
+		next = co.issued(next, tok, c.app)
+		if c.app.entry != co.store.currentApp().entry {
+			co.store.adoptApp(c.app) // the tokens it obtained must stay renewable with it
+		}
+		err = co.saveIssued(ctx, s, next)
+	case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
+		next.Token = v.entry.Token
+		err = co.saveState(ctx, s, next)
+	default:
+		next.Token.Status = statusNeedsBootstrap
+		err = co.saveState(ctx, s, next)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return next, co.storeApp(ctx, s, c.app)
+}
+
+// storeApp stores a config write's app settings, after its company, or
+// writes settings adopted by its grant.
+func (co *company) storeApp(ctx context.Context, s logical.Storage, app appView) error {
+	if app.entry == co.store.currentApp().entry {
+		return co.store.flushApp(ctx, s)
+	}
+	if err := co.store.saveApp(ctx, s, app); err != nil {
+		return fmt.Errorf("%w: %w", errAppUnsaved, err)
+	}
+	return nil
 }
 
 // bootstrapGrant exchanges the request token, or checks the refresh token

@@ -25,7 +25,10 @@ func errNotConfigured() error { return logical.CodedError(http.StatusBadRequest,
 
 // errNoCompany: a named company that does not exist on the mount.
 func errNoCompany(name string) error {
-	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("no company named %q on this mount: write concur/companies/%s first", name, name))
+	return logical.CodedError(
+		http.StatusNotFound,
+		fmt.Sprintf("no company named %q on this mount: write concur/companies/%s first", name, name),
+	)
 }
 
 // errNeedsBootstrap: Concur refused the refresh token for good (revoked,
@@ -52,7 +55,7 @@ func upstreamError(err error) error {
 		// Let Vault forward the request to the node that may write.
 		return logical.ErrReadOnly
 	}
-	if coded, ok := err.(logical.HTTPCodedError); ok {
+	if coded := logical.HTTPCodedError(nil); errors.As(err, &coded) {
 		return coded
 	}
 	var ce *concur.Error

@@ -364,8 +364,7 @@ func (b *backend) checkGeolocationsAllowed(ctx context.Context, s logical.Storag
 			continue
 		}
 		if err := allow.Check(v.entry.Token.Geolocation); err != nil {
-			return fieldError("allowed_hosts", "the current geolocation %s of company %s would no longer be allowed",
-				v.entry.Token.Geolocation, name), nil
+			return fieldError("allowed_hosts", "the current geolocation of company %s would no longer be allowed: %v", name, err), nil
 		}
 	}
 	return nil, nil

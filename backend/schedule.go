@@ -115,7 +115,7 @@ func (v companyView) dueAt(name string, margin time.Duration, now time.Time) tim
 		return time.Time{}
 	case v.unsaved:
 		return now
-	case servable(e) != nil:
+	case waitsForOperator(e):
 		return time.Time{}
 	}
 	t := e.Token

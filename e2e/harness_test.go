@@ -103,7 +103,8 @@ func pluginBinV010Path(t testing.TB) string {
 	t.Helper()
 	if _, err := os.Stat(pluginBinV010); err != nil {
 		buildV010Once.Do(func() {
-			cmd := exec.Command("make", "--no-print-directory", "plugin-v0.1.0", "PLUGIN_BIN_V010="+pluginBinV010)
+			cmd := exec.CommandContext(context.Background(), "make", "--no-print-directory", "plugin-v0.1.0",
+				"PLUGIN_BIN_V010="+pluginBinV010)
 			cmd.Dir = repoRoot
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Logf("building %s: %v\n%s", pluginBinV010, err, out)
@@ -128,7 +129,7 @@ func freePort(t testing.TB) int {
 	portMu.Lock()
 	defer portMu.Unlock()
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("free port: %v", err)
 		}
@@ -149,7 +150,7 @@ func testDir(t testing.TB) string {
 		return t.TempDir()
 	}
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	d, err := os.MkdirTemp("", "e2e-"+name+"-")
+	d, err := os.MkdirTemp("", "e2e-"+name+"-") //nolint:usetesting // E2E_KEEP: these files outlive the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +240,8 @@ func (n *Node) configHCL() string {
 	fmt.Fprintf(&b, "ui = false\ndisable_mlock = true\nlog_level = \"trace\"\n")
 	fmt.Fprintf(&b, "plugin_directory = %q\n", n.PluginDir)
 	fmt.Fprintf(&b, "api_addr = %q\ncluster_addr = %q\n", n.Addr, fmt.Sprintf("https://127.0.0.1:%d", n.ClusterPort))
-	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = \"127.0.0.1:%d\"\n  cluster_address = \"127.0.0.1:%d\"\n  tls_disable = true\n}\n", n.APIPort, n.ClusterPort)
+	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = \"127.0.0.1:%d\"\n  cluster_address = \"127.0.0.1:%d\"\n  tls_disable = true\n}\n",
+		n.APIPort, n.ClusterPort)
 	data := filepath.Join(n.Dir, "data")
 	switch n.cfg.Storage {
 	case storageInmem:
@@ -287,7 +289,7 @@ func (n *Node) Start() {
 		n.t.Fatal(err)
 	}
 	fmt.Fprintf(logF, "==== e2e: starting %s at %s ====\n", n.cfg.Name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(vaultBin(n.t), "server", "-config="+n.configPath(), "-log-level=trace")
+	cmd := exec.CommandContext(context.Background(), vaultBin(n.t), "server", "-config="+n.configPath(), "-log-level=trace")
 	cmd.Dir = n.Dir
 	cmd.Env = cleanEnv()
 	cmd.Stdout = logF
@@ -304,9 +306,13 @@ func (n *Node) Start() {
 	n.mu.Unlock()
 
 	n.waitFor("HTTP listener", 60*time.Second, func() (bool, error) {
-		resp, err := probeClient.Get(n.Addr + "/v1/sys/seal-status")
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, n.Addr+"/v1/sys/seal-status", nil)
 		if err != nil {
-			return false, nil
+			return false, err
+		}
+		resp, err := probeClient.Do(req)
+		if err != nil {
+			return false, nil //nolint:nilerr // not listening yet: keep waiting
 		}
 		resp.Body.Close()
 		return true, nil

@@ -252,7 +252,11 @@ func TestRunSeededTokensAndDataCenters(t *testing.T) {
 
 func getJSON(t *testing.T, c *http.Client, u string, v any) int {
 	t.Helper()
-	resp, err := c.Get(u)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +286,13 @@ func TestRunCompanies(t *testing.T) {
 	if strings.Join(dcs, ",") != "us2,eu2,us2" {
 		t.Errorf("--companies 3 over glz,us2,eu2 live in %v", dcs)
 	}
-	resp, err := c.Post(s.url+"/_sim/companies", "application/json", strings.NewReader(`{"data_center":"eu2"}`))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.url+"/_sim/companies",
+		strings.NewReader(`{"data_center":"eu2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
