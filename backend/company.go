@@ -562,20 +562,26 @@ func (co *company) refreshGrant(ctx context.Context, s logical.Storage, v compan
 	}
 	started := time.Now()
 	tok, err := app.client.Refresh(ctx, host, app.entry.credentials(), concur.NewSecret(marked.Token.RefreshToken))
-	co.store.b.renewalDone(ctx, co, time.Since(started), err)
+	took := time.Since(started)
 	co.store.noteGrantResult(err)
 	if err != nil {
 		co.recordFailure(ctx, s, marked, err)
+		co.store.b.renewalDone(ctx, co, took, err)
 		return err
 	}
 	next := co.issued(marked, tok, app)
 	if r.kind == wantKeepAlive {
 		next.Token.RefreshRenewedAt = co.store.b.now()
 	}
-	if err := co.saveIssued(ctx, s, next); err != nil {
-		return err
+	saveErr := co.saveIssued(ctx, s, next)
+	// Reported once the outcome is stored (or held unsaved); an answer whose
+	// access token is withheld is not a renewal readers can use.
+	withheld := errWithheld(next)
+	co.store.b.renewalDone(ctx, co, took, withheld)
+	if saveErr != nil {
+		return saveErr
 	}
-	return errWithheld(next)
+	return withheld
 }
 
 // issued is e after Concur issued tok, with the answer checked (see
