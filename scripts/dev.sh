@@ -125,6 +125,10 @@ cat <<EOF
     $VAULT_REL read concur/config
 
   Also: $VAULT_REL write -f concur/rotate; $VAULT_REL read concur/profile user_name=<userName>
+  Another company (as a partner connects one): curl -s -XPOST $SIM_URL/_sim/companies
+    answers company_uuid and request_token; then
+    $VAULT_REL write concur/companies/<company_uuid> company_uuid=<company_uuid> request_token=<request_token>
+    $VAULT_REL read concur/companies/<company_uuid>/creds
   Simulator: $SIM_URL (admin API under $SIM_URL/_sim/: users, stats, fault, revoke, ...)
   Logs: ${RUN#"$ROOT"/}/vault.log and ${RUN#"$ROOT"/}/sim.log
 
