@@ -5,12 +5,12 @@
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
-#   make fmt     gofmt the tree;  make lint: go vet + staticcheck
+#   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on both modules
 #   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64) + SHA256SUMS in dist/
 
 SHELL        := /bin/bash
 MODULE       := github.com/concur-vault/vault-plugin-secrets-concur
-VERSION      ?= v0.1.0
+VERSION      ?= v0.2.0
 PLUGIN_NAME  := vault-plugin-secrets-concur
 BIN          := $(CURDIR)/bin
 PLUGIN_BIN   := $(BIN)/$(PLUGIN_NAME)
@@ -18,7 +18,7 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim ceiling test unit fuzz e2e fmt lint dev vault clean reliability soak bench release
+.PHONY: build sim ceiling test unit fuzz e2e fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -61,10 +61,15 @@ soak:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# golangci-lint is pinned in its own module (tools/lint) so its dependencies stay apart from Vault's in
+# tools/go.mod; the first run builds it (about 3 minutes on 2 cores), later runs use the build cache.
+GOLANGCI_LINT := go tool -modfile=$(CURDIR)/tools/lint/go.mod golangci-lint
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed (make fmt)'; exit 1; }
 	go vet $(GO_PKGS)
-	go tool -modfile=tools/go.mod staticcheck $(GO_PKGS)
+	cd e2e && go vet ./...
+	$(GOLANGCI_LINT) run $(GO_PKGS)
+	cd e2e && $(GOLANGCI_LINT) run ./...
 
 # Vault server/CLI built once from tools/ (version pinned there) into bin/vault; skipped when present.
 vault:
@@ -79,12 +84,21 @@ E2E_TIMEOUT  ?= 15m
 E2E_RUN      ?= .
 E2E_PARALLEL ?= 3
 E2E_FLAGS    ?= -v
-PLUGIN_BIN_V2 := $(BIN)/$(PLUGIN_NAME)-v0.1.1
-e2e: vault build
-	$(MAKE) --no-print-directory build VERSION=v0.1.1 PLUGIN_BIN=$(PLUGIN_BIN_V2)
+# The upgrade test starts from the real v0.1.0 plugin (its single-entry storage layout): built once
+# from that release's commit in git history, stamped v0.1.0; skipped when present.
+V010_COMMIT     := 571f2bb
+PLUGIN_BIN_V010 := $(BIN)/$(PLUGIN_NAME)-v0.1.0
+e2e: vault build $(PLUGIN_BIN_V010)
 	cd e2e && go vet ./...
-	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V2=$(PLUGIN_BIN_V2) \
+	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .
+
+plugin-v0.1.0: $(PLUGIN_BIN_V010)
+$(PLUGIN_BIN_V010):
+	rm -rf $(BIN)/src-v0.1.0 && mkdir -p $(BIN)/src-v0.1.0
+	git archive $(V010_COMMIT) go.mod go.sum cmd backend concur | tar -x -C $(BIN)/src-v0.1.0
+	cd $(BIN)/src-v0.1.0 && CGO_ENABLED=0 go build -trimpath \
+	  -ldflags '-s -w -X $(MODULE)/backend.Version=v0.1.0' -o $@ ./cmd/$(PLUGIN_NAME)
 
 # Go benchmarks, then concur/creds, companies/<name>/creds, the ceiling plugin's creds and a KV v2
 # secret of similar size read side by side through a Vault dev server on loopback, then a pprof profile

@@ -73,14 +73,8 @@ func (a *appEntry) credentials() concur.Credentials {
 
 // update copies and validates the app fields given in d.
 func (a *appEntry) update(d *framework.FieldData) *logical.Response {
-	for field, dst := range map[string]*string{"client_id": &a.ClientID, "client_secret": &a.ClientSecret} {
-		if raw, ok := d.GetOk(field); ok {
-			v := strings.TrimSpace(raw.(string))
-			if err := checkPrintable(v); err != nil {
-				return fieldError(field, "%v", err)
-			}
-			*dst = v
-		}
+	if resp := a.updateCredentials(d); resp != nil {
+		return resp
 	}
 	if raw, ok := d.GetOk("base_url"); ok {
 		if len(raw.(string)) > maxPatternLength {
@@ -100,7 +94,7 @@ func (a *appEntry) update(d *framework.FieldData) *logical.Response {
 		a.AllowedHosts = hosts
 	}
 	if raw, ok := d.GetOk("refresh_margin"); ok {
-		m := time.Duration(raw.(int)) * time.Second
+		m := secondsField(raw)
 		if m < minRefreshMargin || m > maxRefreshMargin {
 			return fieldError("refresh_margin", "must be between %s and %s", minRefreshMargin, maxRefreshMargin)
 		}
@@ -109,6 +103,20 @@ func (a *appEntry) update(d *framework.FieldData) *logical.Response {
 	for _, f := range []struct{ field, value string }{{"client_id", a.ClientID}, {"client_secret", a.ClientSecret}} {
 		if f.value == "" {
 			return fieldError(f.field, "is required")
+		}
+	}
+	return nil
+}
+
+// updateCredentials copies and checks client_id and client_secret.
+func (a *appEntry) updateCredentials(d *framework.FieldData) *logical.Response {
+	for field, dst := range map[string]*string{"client_id": &a.ClientID, "client_secret": &a.ClientSecret} {
+		if raw, ok := d.GetOk(field); ok {
+			v := strings.TrimSpace(raw.(string))
+			if err := checkPrintable(v); err != nil {
+				return fieldError(field, "%v", err)
+			}
+			*dst = v
 		}
 	}
 	return nil
@@ -134,6 +142,11 @@ func allowedHostsField(raw []string) ([]string, *logical.Response) {
 		return nil, fieldError("allowed_hosts", "%v", err)
 	}
 	return hosts, nil
+}
+
+// secondsField is a TypeDurationSecond field's value (a count of seconds).
+func secondsField(raw any) time.Duration {
+	return time.Duration(raw.(int)) * time.Second //nolint:durationcheck // a count of seconds times one second
 }
 
 // appView is the app as the engine uses it: its settings and the client

@@ -77,7 +77,8 @@ func newBackend(o options) *backend {
 	}
 	if o.retry == (concur.RetryPolicy{}) {
 		// Reads wait on this, and Vault gives a request 90 s: keep well inside it.
-		o.retry = concur.RetryPolicy{MaxAttempts: 3, MinBackoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxElapsed: 30 * time.Second}
+		o.retry = concur.RetryPolicy{MaxAttempts: 3, MinBackoff: 500 * time.Millisecond, MaxBackoff: 5 * time.Second,
+			MaxElapsed: 30 * time.Second}
 	}
 	b := &backend{now: o.now, retry: o.retry, metrics: newMetrics()}
 	b.httpClient = b.metrics.instrument(o.httpClient)

@@ -53,7 +53,12 @@ func newTestEnv(t testing.TB, simOpts concurtest.Options) *testEnv {
 	b := newBackend(options{
 		now:        clock.Now,
 		httpClient: sim.Client(),
-		retry:      concur.RetryPolicy{MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxElapsed: 5 * time.Second},
+		retry: concur.RetryPolicy{
+			MaxAttempts: 2,
+			MinBackoff:  time.Millisecond,
+			MaxBackoff:  5 * time.Millisecond,
+			MaxElapsed:  5 * time.Second,
+		},
 	})
 	conf := &logical.BackendConfig{
 		Logger:      hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace, JSONFormat: true}),
@@ -223,7 +228,10 @@ func codeOf(err error) int {
 }
 
 func TestFactoryReportsVersionAndType(t *testing.T) {
-	b, err := Factory(context.Background(), &logical.BackendConfig{Logger: hclog.NewNullLogger(), System: logical.TestSystemView(), StorageView: &logical.InmemStorage{}})
+	b, err := Factory(
+		context.Background(),
+		&logical.BackendConfig{Logger: hclog.NewNullLogger(), System: logical.TestSystemView(), StorageView: &logical.InmemStorage{}},
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -430,3 +430,67 @@ func TestKeepAliveSpreadsAndKeepsRefreshTokensAlive(t *testing.T) {
 		}
 	}
 }
+
+// Invalidate (Enterprise standbys and secondaries): a company another node
+// created or deleted shows as such, without the standby reading every
+// company again.
+func TestInvalidateShowsOtherNodesCompanies(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("a", 1, "")
+	standby := e.newInstance()
+	cs := &countingStorage{Storage: e.storage}
+	list := func() string {
+		resp, err := requestOn(standby, cs, logical.ListOperation, "companies/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(resp.Data["keys"])
+	}
+	if got := list(); got != "[a]" {
+		t.Fatalf("standby list = %s", got)
+	}
+	e.connect("b", 2, "")
+	standby.invalidate(context.Background(), companyStorageKey("b"))
+	e.mustOK(logical.DeleteOperation, "companies/a", nil)
+	standby.invalidate(context.Background(), companyStorageKey("a"))
+	cs.lists.Store(0)
+	if got := list(); got != "[b]" {
+		t.Errorf("standby list after invalidations = %s, want [b]", got)
+	}
+	if cs.lists.Load() != 0 {
+		t.Errorf("the standby listed storage again after an invalidation")
+	}
+	resp, err := requestOn(standby, cs, logical.ReadOperation, "companies/b/creds", nil)
+	if err != nil || resp.Data["access_token"] != e.companyEntry("b").Token.AccessToken {
+		t.Errorf("standby creds of b: %v", err)
+	}
+}
+
+// While the app's token calls are paused (429), tokens Concur issued that
+// storage refused are still written by the next pass: that needs storage,
+// not Concur.
+func TestUnsavedTokensAreWrittenDuringASlowDown(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
+	e.connect("a", 1, "")
+	e.connect("b", 2, "")
+	e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 429, RetryAfter: "3600"})
+	if _, err := e.request(logical.UpdateOperation, "companies/b/rotate", nil); codeOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("rotate b under 429: %v", err)
+	}
+	e.storage.failAfterMarker(1) // a's rotate: the marker is written, the new tokens are not
+	if _, err := e.request(logical.UpdateOperation, "companies/a/rotate", nil); err == nil {
+		t.Fatal("rotate a with storage refusing the write: no error")
+	}
+	if !e.b.tokens.company("a").current().unsaved {
+		t.Fatal("a's new tokens are not held as unsaved")
+	}
+	calls := e.sim.Calls(concurtest.EndpointToken)
+	e.clock.Advance(time.Minute)
+	_ = e.periodic()
+	if co, _ := storedCompany(e.storage, "a"); co.Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, companyUUID(1)) {
+		t.Errorf("a's rotated refresh token was not written during the slow-down")
+	}
+	if e.sim.Calls(concurtest.EndpointToken) != calls {
+		t.Errorf("Concur was called during the slow-down")
+	}
+}

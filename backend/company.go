@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/http"
 	"sync"
 	"time"
@@ -32,8 +31,6 @@ type company struct {
 	// accepted. They are the only copy of the newest refresh token, so they
 	// are kept, written before anything else, and not served until written.
 	unsaved bool
-	// lastRejected is when a token Concur refused at an API was last renewed.
-	lastRejected time.Time
 
 	// grantLock is held for each Concur token call and the write that
 	// follows (a channel, so that waiting for it can give up).
@@ -77,16 +74,23 @@ func (co *company) load(ctx context.Context, s logical.Storage) (companyView, er
 	}
 	co.mu.RUnlock()
 	co.mu.Lock()
+	defer co.mu.Unlock()
 	if !co.loaded {
 		if err := co.readLocked(ctx, s); err != nil {
-			co.mu.Unlock()
 			return companyView{}, err
 		}
+		co.store.reschedule(co, companyView{entry: co.entry, unsaved: co.unsaved})
 	}
-	v := companyView{entry: co.entry, unsaved: co.unsaved}
-	co.mu.Unlock()
-	co.store.reschedule(co.name, v)
-	return v, nil
+	return companyView{entry: co.entry, unsaved: co.unsaved}, nil
+}
+
+// reschedule puts the company on the mount's schedule for its current
+// state. The schedule is changed while mu is held, so that it always
+// follows the newest state.
+func (co *company) reschedule() {
+	co.mu.RLock()
+	defer co.mu.RUnlock()
+	co.store.reschedule(co, companyView{entry: co.entry, unsaved: co.unsaved})
 }
 
 // readLocked replaces the cached entry by what storage holds. The caller
@@ -115,13 +119,13 @@ func (co *company) readLocked(ctx context.Context, s logical.Storage) error {
 // another instance of the engine (before a reload or a step-down) may have
 // stored newer tokens since this one cached them.
 func (co *company) latest(ctx context.Context, s logical.Storage) (companyView, error) {
+	if err := co.store.flushApp(ctx, s); err != nil {
+		return companyView{}, err
+	}
 	v := co.current()
 	if v.unsaved {
 		if err := co.saveIssued(ctx, s, v.entry); err != nil {
 			return companyView{}, fmt.Errorf("%s: %w", msgUnsaved, err)
-		}
-		if err := co.store.flushApp(ctx, s); err != nil {
-			return companyView{}, err
 		}
 		return companyView{entry: v.entry}, nil
 	}
@@ -132,12 +136,12 @@ func (co *company) latest(ctx context.Context, s logical.Storage) (companyView, 
 	return v, err
 }
 
-// publish makes e current in memory.
-func (co *company) publish(e *companyEntry, unsaved bool) {
+// publish makes v current in memory.
+func (co *company) publish(v companyView) {
 	co.mu.Lock()
-	co.entry, co.loaded, co.unsaved = e, true, unsaved
-	co.mu.Unlock()
-	co.store.reschedule(co.name, companyView{entry: e, unsaved: unsaved})
+	defer co.mu.Unlock()
+	co.entry, co.loaded, co.unsaved = v.entry, true, v.unsaved
+	co.store.reschedule(co, v)
 }
 
 // saveIssued writes e, which carries tokens Concur issued, and publishes
@@ -145,12 +149,12 @@ func (co *company) publish(e *companyEntry, unsaved bool) {
 // refresh token is not lost.
 func (co *company) saveIssued(ctx context.Context, s logical.Storage, e *companyEntry) error {
 	if err := putJSON(ctx, s, companyStorageKey(co.name), e); err != nil {
-		co.publish(e, true)
+		co.publish(companyView{entry: e, unsaved: true})
 		co.store.b.Logger().Error("storing tokens Concur issued failed; keeping them in memory and retrying the write",
 			"company", co.name, "error", err)
 		return err
 	}
-	co.publish(e, false)
+	co.publish(companyView{entry: e})
 	return nil
 }
 
@@ -159,7 +163,7 @@ func (co *company) saveState(ctx context.Context, s logical.Storage, e *companyE
 	if err := putJSON(ctx, s, companyStorageKey(co.name), e); err != nil {
 		return err
 	}
-	co.publish(e, false)
+	co.publish(companyView{entry: e})
 	return nil
 }
 
@@ -320,7 +324,7 @@ func (co *company) notConfigured() error {
 	if co.name == defaultCompanyName {
 		return errNotConfigured()
 	}
-	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("no company named %q on this mount: write concur/companies/%s first", co.name, co.name))
+	return errNoCompany(co.name)
 }
 
 // serve is what a reader asking for asked gets from v, with what it should
@@ -356,10 +360,16 @@ func readNeedCap(e *companyEntry) time.Duration {
 
 // servable says why an entry cannot serve tokens at all.
 func servable(e *companyEntry) error {
-	if e.Token.Status == statusNeedsBootstrap || e.Token.RefreshToken == "" {
+	if waitsForOperator(e) {
 		return errNeedsBootstrap(e.Token.LastError)
 	}
 	return nil
+}
+
+// waitsForOperator: no refresh token Concur honours; only a new company
+// token written by an operator helps.
+func waitsForOperator(e *companyEntry) bool {
+	return e.Token.Status == statusNeedsBootstrap || e.Token.RefreshToken == ""
 }
 
 // stateWarnings are what readers should know about a token they are given.
@@ -426,73 +436,6 @@ func (co *company) renew(ctx context.Context, s logical.Storage, r renewal) erro
 	return co.run(ctx, r.flight(), func(gctx context.Context) error { return co.renewLocked(gctx, s, r) })
 }
 
-// Keep-alive: a company nobody reads still gets a grant about once a month,
-// far inside Concur's six-month idle limit for refresh tokens. The interval
-// is shortened by up to keepAliveJitter, by a hash of the company's name,
-// so that companies connected together do not all renew in the same minute.
-const (
-	keepAliveEvery  = 30 * 24 * time.Hour
-	keepAliveJitter = 7 * 24 * time.Hour
-)
-
-func keepAliveInterval(name string) time.Duration {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(name))
-	return keepAliveEvery - time.Duration(h.Sum32()%uint32(keepAliveJitter/time.Minute))*time.Minute
-}
-
-// keepAliveDue: no grant for the company in its keep-alive interval.
-func keepAliveDue(name string, e *companyEntry, now time.Time) bool {
-	return now.Sub(e.Token.LastRefreshAt) >= keepAliveInterval(name)
-}
-
-// refreshTokenDue: the refresh token nears its expiry and no renewal was
-// made for its sake in the last refreshForItsSakeEvery (when Concur does
-// not move the expiry forward, renewing every minute would not help).
-func refreshTokenDue(e *companyEntry, now time.Time) bool {
-	exp := e.Token.RefreshExpiresAt
-	return !exp.IsZero() && exp.Sub(now) < refreshTokenMargin && now.Sub(e.Token.RefreshRenewedAt) >= refreshForItsSakeEvery
-}
-
-// dueAt is when the periodic renewal next has something to do for the
-// company (zero: nothing until an operator writes it): a kept-ready access
-// token nearing its margin, a keep-alive or a refresh token near its expiry,
-// never before the backoff after a failure ends.
-func (v companyView) dueAt(name string, margin time.Duration, now time.Time) time.Time {
-	e := v.entry
-	switch {
-	case e == nil:
-		return time.Time{}
-	case v.unsaved:
-		return now
-	case servable(e) != nil:
-		return time.Time{}
-	}
-	t := e.Token
-	due := t.LastRefreshAt.Add(keepAliveInterval(name))
-	if !t.RefreshExpiresAt.IsZero() {
-		due = earliest(due, latestOf(t.RefreshExpiresAt.Add(-refreshTokenMargin), t.RefreshRenewedAt.Add(refreshForItsSakeEvery)))
-	}
-	if e.Prewarm {
-		due = earliest(due, t.ExpiresAt.Add(-margin))
-	}
-	return latestOf(due, t.NextAttemptAt)
-}
-
-func earliest(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func latestOf(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // renewIfDue is the periodic renewal of one company: refresh a kept-ready
 // access token when less than margin is left, or keep the refresh token
 // alive, unless backing off or waiting for an operator.
@@ -502,13 +445,13 @@ func (co *company) renewIfDue(ctx context.Context, s logical.Storage, margin tim
 		return err
 	}
 	e := v.entry
-	if e == nil || servable(e) != nil {
+	if e == nil || waitsForOperator(e) {
 		return nil
 	}
 	now := co.store.b.now()
 	accessDue := e.Prewarm && co.remaining(e) < margin
 	keepAlive := keepAliveDue(co.name, e, now) || refreshTokenDue(e, now)
-	if !v.unsaved && (!(accessDue || keepAlive) || now.Before(e.Token.NextAttemptAt)) {
+	if !v.unsaved && ((!accessDue && !keepAlive) || now.Before(e.Token.NextAttemptAt)) {
 		return nil
 	}
 	r := renewal{kind: wantToken, need: margin}
@@ -516,6 +459,18 @@ func (co *company) renewIfDue(ctx context.Context, s logical.Storage, margin tim
 		r = renewal{kind: wantKeepAlive}
 	}
 	return co.renew(ctx, s, r)
+}
+
+// saveUnsaved writes tokens storage has not accepted yet (under grantLock,
+// as a grant would, but without calling Concur).
+func (co *company) saveUnsaved(ctx context.Context, s logical.Storage) error {
+	if !co.current().unsaved {
+		return nil
+	}
+	return co.run(ctx, "save", func(gctx context.Context) error {
+		_, err := co.latest(gctx, s)
+		return err
+	})
 }
 
 // rotate renews now, whatever the token's age: the operator asked for it.
@@ -538,10 +493,8 @@ func (co *company) rotate(ctx context.Context, s logical.Storage) (*companyEntry
 // rejectedRenewalEvery: a token refused again right after a renewal points
 // at the app's scopes, and renewing cannot fix that.
 func (co *company) renewRejected(ctx context.Context, s logical.Storage, accessToken string) error {
-	co.mu.RLock()
-	last := co.lastRejected
-	co.mu.RUnlock()
-	if now := co.store.b.now(); !last.IsZero() && now.Sub(last) < rejectedRenewalEvery {
+	// Per mount: the missing scope that usually causes this is the app's.
+	if now, last := co.store.b.now(), co.store.lastRejectedRenewal(); !last.IsZero() && now.Sub(last) < rejectedRenewalEvery {
 		return logical.CodedError(http.StatusForbidden, fmt.Sprintf(
 			"Concur refused the company's access token again although it was renewed %s ago: the app most likely lacks "+
 				"the Identity scope for this read (identity.user.ids.read, identity.user.core.read, "+
@@ -591,9 +544,7 @@ func (co *company) renewLocked(ctx context.Context, s logical.Storage, r renewal
 		return err
 	}
 	if r.kind == wantReplaceRejected {
-		co.mu.Lock()
-		co.lastRejected = co.store.b.now()
-		co.mu.Unlock()
+		co.store.noteRejectedRenewal()
 	}
 	return co.refreshGrant(ctx, s, v, app, r)
 }
@@ -611,20 +562,26 @@ func (co *company) refreshGrant(ctx context.Context, s logical.Storage, v compan
 	}
 	started := time.Now()
 	tok, err := app.client.Refresh(ctx, host, app.entry.credentials(), concur.NewSecret(marked.Token.RefreshToken))
-	co.store.b.renewalDone(ctx, co, time.Since(started), err)
+	took := time.Since(started)
 	co.store.noteGrantResult(err)
 	if err != nil {
 		co.recordFailure(ctx, s, marked, err)
+		co.store.b.renewalDone(ctx, co, took, err)
 		return err
 	}
 	next := co.issued(marked, tok, app)
 	if r.kind == wantKeepAlive {
 		next.Token.RefreshRenewedAt = co.store.b.now()
 	}
-	if err := co.saveIssued(ctx, s, next); err != nil {
-		return err
+	saveErr := co.saveIssued(ctx, s, next)
+	// Reported once the outcome is stored (or held unsaved); an answer whose
+	// access token is withheld is not a renewal readers can use.
+	withheld := errWithheld(next)
+	co.store.b.renewalDone(ctx, co, took, withheld)
+	if saveErr != nil {
+		return saveErr
 	}
-	return errWithheld(next)
+	return withheld
 }
 
 // issued is e after Concur issued tok, with the answer checked (see
@@ -668,7 +625,8 @@ func withToken(e *companyEntry, tok *concur.Token, app appView, now time.Time) *
 		}
 	}
 	if tok.UnusableGeolocation != "" {
-		t.LastError = fmt.Sprintf("Concur named geolocation %q, which is not a usable URL; still using %q", tok.UnusableGeolocation, t.Geolocation)
+		t.LastError = fmt.Sprintf("Concur named geolocation %q, which is not a usable URL; still using %q",
+			tok.UnusableGeolocation, t.Geolocation)
 		t.LastErrorAt = now
 	}
 	if exp := t.RefreshExpiresAt; !exp.IsZero() && exp.Sub(now) < refreshTokenMargin {
@@ -711,7 +669,7 @@ func (co *company) recordFailure(ctx context.Context, s logical.Storage, e *comp
 	// The bookkeeping is worth storing but not worth failing over: if the
 	// write fails the state still changes in memory.
 	if err := co.saveState(ctx, s, &next); err != nil {
-		co.publish(&next, co.current().unsaved)
+		co.publish(companyView{entry: &next, unsaved: co.current().unsaved})
 	}
 }
 
@@ -747,8 +705,8 @@ type companyChange struct {
 	companyUUID string
 	prewarm     bool
 	// app is the app the grant uses: a config write may change it in the
-	// same request; when it is not the current app it becomes current with
-	// the grant and is stored after the company.
+	// same request; it is stored after the company (and is current from
+	// the moment a grant made with it succeeded).
 	app appView
 	// requestToken or refreshToken (at most one) bootstraps the company
 	// with a grant; with neither the stored tokens are kept.
@@ -773,37 +731,60 @@ func (c companyChange) bootstrapField() string {
 func (co *company) configure(ctx context.Context, s logical.Storage, c companyChange) (*companyEntry, error) {
 	var out *companyEntry
 	err := co.run(ctx, "", func(gctx context.Context) error {
-		v, err := co.latest(gctx, s)
-		if err != nil {
-			return err
-		}
-		next := &companyEntry{CompanyUUID: c.companyUUID, Prewarm: c.prewarm}
-		save := co.saveState
-		switch {
-		case c.bootstraps():
-			tok, err := co.bootstrapGrant(gctx, c)
-			if err != nil {
-				return err
-			}
-			next, save = co.issued(next, tok, c.app), co.saveIssued
-		case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
-			next.Token = v.entry.Token
-		default:
-			next.Token.Status = statusNeedsBootstrap
-		}
-		if c.app.entry != co.store.currentApp().entry {
-			co.store.adoptApp(c.app) // a config write's settings, stored after the company
-		}
-		if err := save(gctx, s, next); err != nil {
-			return err
-		}
+		next, err := co.configureLocked(gctx, s, c)
 		out = next
-		return co.store.flushApp(gctx, s)
+		return err
 	})
 	if err != nil {
 		return nil, err // out may still be written by the job: do not read it
 	}
 	return out, nil
+}
+
+// configureLocked stores c under grantLock (see configure).
+func (co *company) configureLocked(ctx context.Context, s logical.Storage, c companyChange) (*companyEntry, error) {
+	v, err := co.latest(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if err := co.checkNoForeignGrant(v); err != nil {
+		return nil, err
+	}
+	next := &companyEntry{CompanyUUID: c.companyUUID, Prewarm: c.prewarm}
+	switch {
+	case c.bootstraps():
+		tok, gerr := co.bootstrapGrant(ctx, c)
+		if gerr != nil {
+			return nil, gerr
+		}
+		next = co.issued(next, tok, c.app)
+		if c.app.entry != co.store.currentApp().entry {
+			co.store.adoptApp(c.app) // the tokens it obtained must stay renewable with it
+		}
+		err = co.saveIssued(ctx, s, next)
+	case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
+		next.Token = v.entry.Token
+		err = co.saveState(ctx, s, next)
+	default:
+		next.Token.Status = statusNeedsBootstrap
+		err = co.saveState(ctx, s, next)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return next, co.storeApp(ctx, s, c.app)
+}
+
+// storeApp stores a config write's app settings, after its company, or
+// writes settings adopted by its grant.
+func (co *company) storeApp(ctx context.Context, s logical.Storage, app appView) error {
+	if app.entry == co.store.currentApp().entry {
+		return co.store.flushApp(ctx, s)
+	}
+	if err := co.store.saveApp(ctx, s, app); err != nil {
+		return fmt.Errorf("%w: %w", errAppUnsaved, err)
+	}
+	return nil
 }
 
 // bootstrapGrant exchanges the request token, or checks the refresh token
@@ -820,7 +801,10 @@ func (co *company) bootstrapGrant(ctx context.Context, c companyChange) (*concur
 		tok, err = c.app.client.Refresh(ctx, c.refreshBase, a.credentials(), c.refreshToken)
 		co.store.b.metrics.grant(co.name, grantRefresh, err)
 	}
-	co.store.noteGrantResult(err)
+	if c.app.entry == co.store.currentApp().entry || !concur.RefusesClient(err) {
+		// A refusal of settings that are not stored yet says nothing about the app's.
+		co.store.noteGrantResult(err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -835,13 +819,30 @@ func (co *company) bootstrapGrant(ctx context.Context, c companyChange) (*concur
 	return tok, nil
 }
 
+// checkNoForeignGrant refuses to replace or delete tokens while another
+// instance's grant for them is in flight: its result would land after.
+func (co *company) checkNoForeignGrant(v companyView) error {
+	if v.entry == nil {
+		return nil
+	}
+	return co.store.checkMarker(co.name, &v.entry.Token)
+}
+
 // remove deletes the company's tokens, once no token call is in flight.
 func (co *company) remove(ctx context.Context, s logical.Storage) error {
 	return co.run(ctx, "", func(gctx context.Context) error {
+		v, err := co.latest(gctx, s)
+		if err != nil {
+			return err
+		}
+		if err := co.checkNoForeignGrant(v); err != nil {
+			return err
+		}
 		if err := s.Delete(gctx, companyStorageKey(co.name)); err != nil {
 			return err
 		}
-		co.publish(nil, false)
+		co.publish(companyView{})
+		co.store.b.metrics.forgetCompany(co.name)
 		return nil
 	})
 }

@@ -124,7 +124,8 @@ func TestConfigBootstrapOutlivesItsCaller(t *testing.T) {
 				data[field] = seed
 			}
 			e.holdTokenAnswers(1, 300*time.Millisecond)
-			if err := e.requestGivingUp(sent, logical.CreateOperation, "config", data); err == nil || !strings.Contains(err.Error(), context.Canceled.Error()) {
+			if err := e.requestGivingUp(sent, logical.CreateOperation, "config", data); err == nil ||
+				!strings.Contains(err.Error(), context.Canceled.Error()) {
 				t.Fatalf("config write from a caller that gave up: %v, want context.Canceled", err)
 			}
 			e.b.tokens.idle()

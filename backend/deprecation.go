@@ -98,27 +98,17 @@ func deprecationText(n concur.DeprecationNotice) string {
 // answers carry the active deprecation notices of api (as concurEndpoint
 // names it), the Concur API that serves those paths.
 func (b *backend) warnDeprecated(api string, paths ...*framework.Path) []*framework.Path {
-	for _, p := range paths {
-		for op, h := range p.Operations {
-			po, ok := h.(*framework.PathOperation)
-			if !ok || po.Callback == nil {
-				continue
-			}
-			inner := po.Callback
-			wrapped := *po
-			wrapped.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-				resp, err := inner(ctx, req, d)
-				if err == nil && resp != nil && !resp.IsError() {
-					for _, w := range b.deprecations.warnings(api) {
-						resp.AddWarning(w)
-					}
+	return wrapOperations(paths, func(inner framework.OperationFunc) framework.OperationFunc {
+		return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+			resp, err := inner(ctx, req, d)
+			if err == nil && resp != nil && !resp.IsError() {
+				for _, w := range b.deprecations.warnings(api) {
+					resp.AddWarning(w)
 				}
-				return resp, err
 			}
-			p.Operations[op] = &wrapped
+			return resp, err
 		}
-	}
-	return paths
+	})
 }
 
 // The Concur APIs behind the engine's paths, as concurEndpoint names them:

@@ -14,13 +14,22 @@ import (
 // Messages of errors the engine returns itself. Errors go to clients and to
 // the audit log in clear, so none of them may carry a secret.
 const (
-	msgNotConfigured  = "the Concur engine is not configured: write concur/config with client_id, client_secret, company_uuid and a request_token or refresh_token"
+	msgNotConfigured = "the Concur engine is not configured: write concur/config with client_id, client_secret, " +
+		"company_uuid and a request_token or refresh_token"
 	msgNeedsBootstrap = "the Concur engine needs a new company token: write concur/config with a new request_token or refresh_token"
 	msgUnsaved        = "Concur issued new tokens but Vault could not store them; the write is retried before anything else"
 )
 
 // errNotConfigured: nothing to serve until an operator writes config.
 func errNotConfigured() error { return logical.CodedError(http.StatusBadRequest, msgNotConfigured) }
+
+// errNoCompany: a named company that does not exist on the mount.
+func errNoCompany(name string) error {
+	return logical.CodedError(
+		http.StatusNotFound,
+		fmt.Sprintf("no company named %q on this mount: write concur/companies/%s first", name, name),
+	)
+}
 
 // errNeedsBootstrap: Concur refused the refresh token for good (revoked,
 // expired, credentials changed). Serving stops until config is written again.
@@ -46,7 +55,7 @@ func upstreamError(err error) error {
 		// Let Vault forward the request to the node that may write.
 		return logical.ErrReadOnly
 	}
-	if coded, ok := err.(logical.HTTPCodedError); ok {
+	if coded := logical.HTTPCodedError(nil); errors.As(err, &coded) {
 		return coded
 	}
 	var ce *concur.Error

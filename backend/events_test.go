@@ -158,3 +158,18 @@ func TestEventsAreBestEffort(t *testing.T) {
 		t.Errorf("ErrNoEvents as text was logged as a failure")
 	}
 }
+
+// A renewal whose access token is withheld (Concur named another company)
+// is reported as a failed renewal, once its outcome is stored.
+func TestWithheldRenewalIsReportedAsFailed(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
+	sender := logical.NewMockEventSender()
+	withEventSender(t, e, sender)
+	e.bootstrap()
+	takeEvents(sender)
+	e.sim.SetIDTokenSubject(testCompany, otherCompany)
+	if _, err := e.request(logical.UpdateOperation, "rotate", nil); err == nil {
+		t.Fatal("rotate with another company's token: no error")
+	}
+	wantEvent(t, e, "withheld renewal", takeEvents(sender), eventRenewFail, "creds", statusDegraded)
+}

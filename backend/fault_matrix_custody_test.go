@@ -59,7 +59,7 @@ func (m *mx) bootstrapData(field string) func(*mx) map[string]any {
 // old instance, and a new one on the same storage takes over.
 func (m *mx) replaceInstance() {
 	m.b.Cleanup(context.Background())
-	m.testEnv.b = m.newInstance()
+	m.b = m.newInstance()
 }
 
 // replaceWhileGrantInFlight: the old instance's grant is held at Concur when
@@ -72,7 +72,7 @@ func replaceWhileGrantInFlight(m *mx) outcome {
 		_, _ = old.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "rotate", Storage: m.st})
 	}()
 	<-m.processed
-	m.testEnv.b = m.newInstance()
+	m.b = m.newInstance()
 	o := opCredsMinTTL(m)
 	<-done
 	old.Cleanup(context.Background())
@@ -98,7 +98,7 @@ func plantMarker(age time.Duration) func(*mx) {
 		_, _ = getJSON(context.Background(), m.storage.Storage, defaultCompanyKey, &st)
 		st.Token.Grant = &grantMarker{RefreshToken: tokenFingerprint(st.Token.RefreshToken), Until: m.b.now().Add(-age), Instance: "old-instance"}
 		_ = putJSON(context.Background(), m.storage.Storage, defaultCompanyKey, &st)
-		m.testEnv.b = m.newInstance()
+		m.b = m.newInstance()
 	}
 }
 
@@ -155,9 +155,17 @@ func custodyCases() []matrixCase {
 		{name: "rotate/caller-gives-up-answer-held", op: "rotate (caller gives up)", fault: "Concur rotates, holds the answer; the caller leaves",
 			sim: rotate, arrange: fresh, inject: holdTokenAnswer, act: callerLeaves(logical.UpdateOperation, "rotate", nil),
 			want: want{code: 500, says: gaveUp}, check: all(grantsMade(1), replaced)},
-		{name: "creds-expired/caller-gives-up-answer-held", op: "creds (token expired, caller gives up)", fault: "Concur rotates, holds the answer; the caller leaves",
-			sim: rotate, arrange: expired, inject: holdTokenAnswer, act: callerLeaves(logical.ReadOperation, "creds", nil),
-			want: want{code: 500, says: gaveUp}, check: all(grantsMade(1), replaced)},
+		{
+			name:    "creds-expired/caller-gives-up-answer-held",
+			op:      "creds (token expired, caller gives up)",
+			fault:   "Concur rotates, holds the answer; the caller leaves",
+			sim:     rotate,
+			arrange: expired,
+			inject:  holdTokenAnswer,
+			act:     callerLeaves(logical.ReadOperation, "creds", nil),
+			want:    want{code: 500, says: gaveUp},
+			check:   all(grantsMade(1), replaced),
+		},
 		{name: "bootstrap-request-token/caller-gives-up-answer-held", op: "config write request_token (caller gives up)",
 			fault: "Concur issues tokens, holds the answer; the caller leaves", sim: rotate, noBootstrap: true, inject: holdTokenAnswer,
 			act: func(m *mx) outcome {
@@ -172,20 +180,56 @@ func custodyCases() []matrixCase {
 			want: want{code: 500, says: []string{"canceled"}}, resume: servesAgain},
 
 		// Point 2: an instance has a lifetime.
-		{name: "clean/periodic-grant-in-flight", op: "periodic renewal, Clean meanwhile", fault: "Concur holds the answer; Vault cleans the backend (reload, step-down)",
-			sim: rotate, arrange: due, inject: holdTokenAnswer, act: cleanDuringPeriodic,
-			want: want{code: 200, warn: false}, check: all(grantsMade(1), replaced), resume: servesAgain},
-		{name: "reload/new-instance-while-old-rotates", op: "creds min_ttl=55m on a new instance", fault: "the old instance's grant is held at Concur",
-			sim: rotate, arrange: fresh, inject: holdTokenAnswer, act: replaceWhileGrantInFlight,
-			want: want{code: 200, warn: true, says: []string{"in flight"}}, check: all(grantsMade(1), replaced),
-			resume: func(m *mx) { m.clearAll(); mustCode(m, opRotate(m), 200, false); mustCode(m, opCreds(m), 200, false) }},
-		{name: "reload/expired-marker-token-alive", op: "periodic renewal on a new instance", fault: "an old instance's marker expired; its grant never reached Concur",
-			sim: rotate, arrange: due, inject: plantMarker(time.Second), act: opPeriodic,
-			want: want{code: 200, warn: false}, check: all(grantsMade(1), replaced)},
-		{name: "reload/expired-marker-answer-lost", op: "periodic renewal on a new instance", fault: "an old instance's grant was processed, its answer lost, its marker expired",
-			sim: rotate, arrange: due, inject: all(concurProcessedLostAnswer, plantMarker(time.Second)), act: opPeriodic,
-			want: want{code: 503, says: []string{"108", "concur/config"}}, lost: true, check: statusIs(statusNeedsBootstrap), resume: rebootstrap,
-			note: "the old instance lost the answer (inherent); the new one presents the token once, Concur refuses it with code 108: needs_bootstrap"},
+		{
+			name:    "clean/periodic-grant-in-flight",
+			op:      "periodic renewal, Clean meanwhile",
+			fault:   "Concur holds the answer; Vault cleans the backend (reload, step-down)",
+			sim:     rotate,
+			arrange: due,
+			inject:  holdTokenAnswer,
+			act:     cleanDuringPeriodic,
+			want:    want{code: 200, warn: false},
+			check:   all(grantsMade(1), replaced),
+			resume:  servesAgain,
+		},
+		{
+			name:    "reload/new-instance-while-old-rotates",
+			op:      "creds min_ttl=55m on a new instance",
+			fault:   "the old instance's grant is held at Concur",
+			sim:     rotate,
+			arrange: fresh,
+			inject:  holdTokenAnswer,
+			act:     replaceWhileGrantInFlight,
+			want:    want{code: 200, warn: true, says: []string{"in flight"}},
+			check:   all(grantsMade(1), replaced),
+			resume:  func(m *mx) { m.clearAll(); mustCode(m, opRotate(m), 200, false); mustCode(m, opCreds(m), 200, false) },
+		},
+		{
+			name:    "reload/expired-marker-token-alive",
+			op:      "periodic renewal on a new instance",
+			fault:   "an old instance's marker expired; its grant never reached Concur",
+			sim:     rotate,
+			arrange: due,
+			inject:  plantMarker(time.Second),
+			act:     opPeriodic,
+			want:    want{code: 200, warn: false},
+			check:   all(grantsMade(1), replaced),
+		},
+		{
+			name:    "reload/expired-marker-answer-lost",
+			op:      "periodic renewal on a new instance",
+			fault:   "an old instance's grant was processed, its answer lost, its marker expired",
+			sim:     rotate,
+			arrange: due,
+			inject:  all(concurProcessedLostAnswer, plantMarker(time.Second)),
+			act:     opPeriodic,
+			want:    want{code: 503, says: []string{"108", "concur/config"}},
+			lost:    true,
+			check:   statusIs(statusNeedsBootstrap),
+			resume:  rebootstrap,
+			note: "the old instance lost the answer (inherent); the new one presents the token once, " +
+				"Concur refuses it with code 108: needs_bootstrap",
+		},
 		{name: "storage/marker-write-refused", op: "creds min_ttl=55m", fault: "storage refuses the write-ahead marker",
 			sim: rotate, arrange: fresh, inject: func(m *mx) { m.storage.set(1, false) }, act: opCredsMinTTL,
 			want: want{code: 200, warn: true, says: []string{"not calling Concur"}}, check: grantsMade(0)},
@@ -203,15 +247,30 @@ func custodyCases() []matrixCase {
 			sim: short, act: repeat(20, 10*time.Second, opCredsMinTTL),
 			want: want{code: 200, warn: true, says: []string{"less than asked for"}}, check: grantsMade(0),
 			resume: func(m *mx) { mustCode(m, opCreds(m), 200, false) }},
-		{name: "periodic/refresh-expiry-not-moved", op: "periodic renewal x180", fault: "Concur's refresh tokens last 3 days (inside the 7-day margin)",
-			sim: stuck, act: ticks(180, time.Minute),
-			want: want{code: 200, warn: true, says: []string{"did not move"}}, check: grantsMade(4),
+		{
+			name:   "periodic/refresh-expiry-not-moved",
+			op:     "periodic renewal x180",
+			fault:  "Concur's refresh tokens last 3 days (inside the 7-day margin)",
+			sim:    stuck,
+			act:    ticks(180, time.Minute),
+			want:   want{code: 200, warn: true, says: []string{"did not move"}},
+			check:  grantsMade(4),
 			resume: func(m *mx) { mustCode(m, opCreds(m), 200, true) },
-			note:   "one renewal for the refresh token's sake, then one per access-token lifetime (3 in 3 hours)"},
+			note:   "one renewal for the refresh token's sake, then one per access-token lifetime (3 in 3 hours)",
+		},
 		// Point 6: needs_bootstrap only when Concur said so, with its code.
-		{name: "creds-expired/gateway-403-uncoded", op: "creds (token expired)", fault: "token endpoint 403 HTML page from a gateway (no OAuth code)",
-			sim: rotate, door: true, arrange: expired, inject: doorFault(tokenPath, 10, answer(403, "text/html", "<html>Forbidden</html>")), act: opCreds,
-			want: want{code: 502, says: []string{"403"}}, check: statusIs(statusDegraded)},
+		{
+			name:    "creds-expired/gateway-403-uncoded",
+			op:      "creds (token expired)",
+			fault:   "token endpoint 403 HTML page from a gateway (no OAuth code)",
+			sim:     rotate,
+			door:    true,
+			arrange: expired,
+			inject:  doorFault(tokenPath, 10, answer(403, "text/html", "<html>Forbidden</html>")),
+			act:     opCreds,
+			want:    want{code: 502, says: []string{"403"}},
+			check:   statusIs(statusDegraded),
+		},
 		{name: "periodic/gateway-404-uncoded", op: "periodic renewal", fault: "token endpoint 404 from a gateway (no OAuth code)",
 			sim: rotate, door: true, arrange: due, inject: doorFault(tokenPath, 10, answer(404, "application/json", `{"error":{"id":"NOT_FOUND"}}`)),
 			act: opPeriodic, want: want{code: 200, warn: true, says: []string{"404"}}, check: statusIs(statusDegraded)},

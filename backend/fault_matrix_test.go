@@ -381,9 +381,16 @@ func faultMatrixCases() []matrixCase {
 		{name: "periodic/drop-after-grant-stable", op: "periodic renewal", fault: "Concur slides the token, then drops the connection (stable)",
 			sim: stable, arrange: due, inject: simFault(tokenEP, 1, dropAfter), act: opPeriodic,
 			want: want{code: 200, warn: false}, check: grantsMade(2)},
-		{name: "periodic/drop-after-grant-strict-rotation", op: "periodic renewal", fault: "Concur rotates (old token dies at once), then drops the connection",
-			sim: rotate, arrange: due, inject: simFault(tokenEP, 1, dropAfter), act: opPeriodic,
-			want: want{code: 503, says: []string{"108", "concur/config"}}, lost: true,
+		{
+			name:    "periodic/drop-after-grant-strict-rotation",
+			op:      "periodic renewal",
+			fault:   "Concur rotates (old token dies at once), then drops the connection",
+			sim:     rotate,
+			arrange: due,
+			inject:  simFault(tokenEP, 1, dropAfter),
+			act:     opPeriodic,
+			want:    want{code: 503, says: []string{"108", "concur/config"}},
+			lost:    true,
 			check: all(statusIs(statusNeedsBootstrap), func(m *mx) {
 				calls := m.sim.Calls(tokenEP)
 				m.clock.Advance(time.Hour)
@@ -392,7 +399,8 @@ func faultMatrixCases() []matrixCase {
 					m.t.Errorf("the engine kept calling Concur with a dead refresh token")
 				}
 			}),
-			resume: rebootstrap},
+			resume: rebootstrap,
+		},
 		{name: "periodic/rotation-switches-stable-to-rotate", op: "periodic renewal", fault: "Concur starts rotating refresh tokens",
 			sim: stable, arrange: due, inject: func(m *mx) { m.sim.SetRotation(concurtest.RotationRotate) }, act: opPeriodic,
 			want: want{code: 200, warn: false}, check: func(m *mx) {
@@ -407,9 +415,18 @@ func faultMatrixCases() []matrixCase {
 					m.t.Errorf("refresh token expiry %s did not slide forward", exp)
 				}
 			}},
-		{name: "periodic/clock-jump-past-refresh-expiry", op: "periodic renewal", fault: "clock jumps forward 7 months (refresh token expired meanwhile)",
-			sim: rotate, inject: func(m *mx) { m.clock.Set(m.clock.Now().AddDate(0, 7, 0)) }, act: opPeriodic,
-			want: want{code: 503, says: []string{"108"}}, lost: true, check: statusIs(statusNeedsBootstrap), resume: rebootstrap},
+		{
+			name:   "periodic/clock-jump-past-refresh-expiry",
+			op:     "periodic renewal",
+			fault:  "clock jumps forward 7 months (refresh token expired meanwhile)",
+			sim:    rotate,
+			inject: func(m *mx) { m.clock.Set(m.clock.Now().AddDate(0, 7, 0)) },
+			act:    opPeriodic,
+			want:   want{code: 503, says: []string{"108"}},
+			lost:   true,
+			check:  statusIs(statusNeedsBootstrap),
+			resume: rebootstrap,
+		},
 		{name: "periodic/clock-jump-back-1h", op: "periodic renewal", fault: "clock jumps back 1 hour after a renewal",
 			sim: rotate, arrange: func(m *mx) { due(m); _ = m.tick() },
 			inject: func(m *mx) { m.grants0 = m.sim.GrantCalls("refresh_token"); m.clock.Advance(-time.Hour) }, act: opPeriodic,
@@ -502,13 +519,21 @@ func faultMatrixCases() []matrixCase {
 		{name: "profile/html-200", op: "profile read", fault: "Identity answers a 200 HTML page",
 			sim: rotate, door: true, arrange: fresh, inject: doorFault(usersPath, 10, answer(200, "text/html", htmlPage)), act: opProfile,
 			want: want{code: 502, says: []string{"malformed user response"}}},
-		{name: "profile/engine-clock-steps-back-20m", op: "profile read", fault: "the engine's clock (not Concur's) steps 20 minutes back: Identity rejects the token the engine thinks valid",
-			sim: rotate, arrange: atAge(65 * time.Minute), inject: stepEngineClock(-20 * time.Minute), act: opProfile,
-			want: want{code: 200, warn: false}, check: all(grantsMade(1), func(m *mx) {
+		{
+			name:    "profile/engine-clock-steps-back-20m",
+			op:      "profile read",
+			fault:   "the engine's clock (not Concur's) steps 20 minutes back: Identity rejects the token the engine thinks valid",
+			sim:     rotate,
+			arrange: atAge(65 * time.Minute),
+			inject:  stepEngineClock(-20 * time.Minute),
+			act:     opProfile,
+			want:    want{code: 200, warn: false},
+			check: all(grantsMade(1), func(m *mx) {
 				if m.sim.Calls(usersEP) != 2 {
 					m.t.Errorf("Identity calls %d, want 2 (rejected, then retried with the renewed token)", m.sim.Calls(usersEP))
 				}
-			})},
+			}),
+		},
 		{name: "profile-search/malformed-json", op: "profile search", fault: "Identity 200 with truncated JSON",
 			sim: rotate, arrange: fresh, inject: simFault(usersEP, 10, malformed), act: opSearch,
 			want: want{code: 502, says: []string{"malformed user list"}}},
@@ -532,9 +557,16 @@ func faultMatrixCases() []matrixCase {
 		{name: "bootstrap-request-token/timeout", op: "config write request_token", fault: "token endpoint slower than the per-attempt timeout",
 			sim: rotate, noBootstrap: true, timeout: short, inject: simFault(tokenEP, 10, delay), act: opBootstrapRequest,
 			want: want{code: 504, says: []string{"no response"}}},
-		{name: "bootstrap-request-token/drop-after-grant", op: "config write request_token", fault: "Concur issues tokens, then drops the connection",
-			sim: rotate, noBootstrap: true, inject: simFault(tokenEP, 1, dropAfter), act: opBootstrapRequest,
-			want: want{code: 200, warn: false}},
+		{
+			name:        "bootstrap-request-token/drop-after-grant",
+			op:          "config write request_token",
+			fault:       "Concur issues tokens, then drops the connection",
+			sim:         rotate,
+			noBootstrap: true,
+			inject:      simFault(tokenEP, 1, dropAfter),
+			act:         opBootstrapRequest,
+			want:        want{code: 200, warn: false},
+		},
 		{name: "bootstrap-request-token/code16-loop", op: "config write request_token", fault: "code 16 from A to B and from B back to A",
 			sim: rotate, door: true, noBootstrap: true,
 			inject: func(m *mx) {
@@ -542,15 +574,30 @@ func faultMatrixCases() []matrixCase {
 				m.door2.next(tokenPath, 10, code16(m.door.URL))
 			},
 			act: opBootstrapRequest, want: want{code: 400, says: []string{"request_token", "redirect loop", "nothing was stored"}}},
-		{name: "bootstrap-request-token/storage-write-fails", op: "config write request_token", fault: "storage refuses the write after the exchange",
-			sim: rotate, noBootstrap: true, inject: func(m *mx) { m.storage.set(1, false) }, act: opBootstrapRequest,
-			want: want{code: 500, says: []string{"could not store"}}, resume: writesKeptTokens},
+		{
+			name:        "bootstrap-request-token/storage-write-fails",
+			op:          "config write request_token",
+			fault:       "storage refuses the write after the exchange",
+			sim:         rotate,
+			noBootstrap: true,
+			inject:      func(m *mx) { m.storage.set(1, false) },
+			act:         opBootstrapRequest,
+			want:        want{code: 500, says: []string{"could not store"}},
+			resume:      writesKeptTokens,
+		},
 		{name: "bootstrap-refresh-token/429", op: "config write refresh_token", fault: "token endpoint 429, no Retry-After",
 			sim: rotate, noBootstrap: true, inject: simFault(tokenEP, 10, status(429, "")), act: opBootstrapRefresh,
 			want: want{code: 429, says: []string{"429"}}},
-		{name: "bootstrap-refresh-token/drop-after-grant-grace", op: "config write refresh_token", fault: "Concur rotates, then drops the connection (grace rotation)",
-			sim: grace, noBootstrap: true, inject: simFault(tokenEP, 1, dropAfter), act: opBootstrapRefresh,
-			want: want{code: 200, warn: false}},
+		{
+			name:        "bootstrap-refresh-token/drop-after-grant-grace",
+			op:          "config write refresh_token",
+			fault:       "Concur rotates, then drops the connection (grace rotation)",
+			sim:         grace,
+			noBootstrap: true,
+			inject:      simFault(tokenEP, 1, dropAfter),
+			act:         opBootstrapRefresh,
+			want:        want{code: 200, warn: false},
+		},
 
 		// config delete revoke=true.
 		{name: "delete-revoke/503", op: "config delete revoke=true", fault: "app-mgmt 503",
@@ -562,7 +609,8 @@ func faultMatrixCases() []matrixCase {
 		{name: "delete-revoke/drop-after-revocation", op: "config delete revoke=true", fault: "Concur revokes, then drops the connection",
 			sim: rotate, arrange: fresh, inject: simFault(connsEP, 1, dropAfter), act: opDeleteRevoke,
 			want: want{code: 204}, lost: true, resume: rebootstrap,
-			note: "Concur refuses the token on the retried revocation; a refresh grant answered 108 shows the connection is gone, so the delete completes"},
+			note: "Concur refuses the token on the retried revocation; a refresh grant answered 108 shows the connection is gone, " +
+				"so the delete completes"},
 
 		// Storage.
 		{name: "storage/read-fails-creds", op: "creds (cold cache)", fault: "storage read fails",
@@ -575,9 +623,13 @@ func faultMatrixCases() []matrixCase {
 					m.t.Errorf("periodic reported no error although storage could not be read")
 				}
 			})},
-		{name: "storage/write-fails-after-periodic-refresh", op: "periodic renewal, then creds", fault: "storage refuses the write after the refresh, then recovers",
-			sim: rotate, arrange: due,
-			inject: func(m *mx) { m.storage.failAfterMarker(1) },
+		{
+			name:    "storage/write-fails-after-periodic-refresh",
+			op:      "periodic renewal, then creds",
+			fault:   "storage refuses the write after the refresh, then recovers",
+			sim:     rotate,
+			arrange: due,
+			inject:  func(m *mx) { m.storage.failAfterMarker(1) },
 			act: func(m *mx) outcome {
 				m.perr = m.tick()
 				if _, unsaved := m.memory(); !unsaved || m.perr == nil {
@@ -588,8 +640,10 @@ func faultMatrixCases() []matrixCase {
 				}
 				return opCreds(m) // the reader writes the kept tokens first, then is served
 			},
-			want: want{code: 200, warn: false}, check: grantsMade(1),
-			resume: func(m *mx) { m.clearAll(); m.clock.Advance(time.Hour); mustCode(m, opPeriodic(m), 200, false) }},
+			want:   want{code: 200, warn: false},
+			check:  grantsMade(1),
+			resume: func(m *mx) { m.clearAll(); m.clock.Advance(time.Hour); mustCode(m, opPeriodic(m), 200, false) },
+		},
 		{name: "storage/write-fails-two-ticks", op: "periodic renewal x2", fault: "storage refuses writes on two ticks in a row",
 			sim: rotate, arrange: due, inject: func(m *mx) { m.storage.failAfterMarker(3) },
 			act:  func(m *mx) outcome { _ = m.tick(); m.clock.Advance(time.Minute); return opPeriodic(m) },
@@ -812,7 +866,7 @@ func defaultResume(m *mx, c matrixCase) {
 		m.t.Errorf("after the fault cleared: %v %s %v, want %d without a warning", o, o.msg, o.warnings, okCode)
 	}
 	if okCode == 204 {
-		if raw, _ := m.storage.Storage.Get(context.Background(), defaultCompanyKey); raw != nil {
+		if raw, _ := m.storage.Get(context.Background(), defaultCompanyKey); raw != nil {
 			m.t.Errorf("state still stored after a successful delete")
 		}
 	}

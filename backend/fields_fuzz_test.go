@@ -172,25 +172,7 @@ func FuzzProfileSearchFields(f *testing.F) {
 		if len(qs) != 1 {
 			t.Fatalf("%d Identity requests", len(qs))
 		}
-		q, _ := url.ParseQuery(qs[0])
-		if !external {
-			// employeeNumber goes with the configured company's companyId.
-			if q.Get("companyId") != testCompany {
-				t.Fatalf("employeeNumber sent without companyId %s: %v", testCompany, q)
-			}
-			q.Del("companyId")
-		}
-		filter := q.Get("filter")
-		prefix := attr + ` eq "`
-		if len(q) != 1 || !strings.HasPrefix(filter, prefix) || !strings.HasSuffix(filter, `"`) {
-			t.Fatalf("Concur got query %v", q)
-		}
-		if utf8.ValidString(value) {
-			var got string
-			if err := json.Unmarshal([]byte(filter[len(prefix)-1:]), &got); err != nil || got != value {
-				t.Fatalf("filter %q does not compare with exactly %q (%q, %v)", filter, value, got, err)
-			}
-		}
+		checkSearchQuery(t, qs[0], field, attr, value, external)
 		for _, u := range resp.Data["users"].([]any) {
 			m := u.(map[string]any)
 			if !external {
@@ -246,4 +228,30 @@ func FuzzUnknownFieldNames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkSearchQuery checks the Identity query a search by field sent: one
+// filter comparing attr with exactly value (and employeeNumber with the
+// configured company).
+func checkSearchQuery(t *testing.T, raw, field, attr, value string, external bool) {
+	t.Helper()
+	q, _ := url.ParseQuery(raw)
+	if !external {
+		// employeeNumber goes with the configured company's companyId.
+		if q.Get("companyId") != testCompany {
+			t.Fatalf("employeeNumber sent without companyId %s: %v", testCompany, q)
+		}
+		q.Del("companyId")
+	}
+	filter := q.Get("filter")
+	prefix := attr + ` eq "`
+	if len(q) != 1 || !strings.HasPrefix(filter, prefix) || !strings.HasSuffix(filter, `"`) {
+		t.Fatalf("%s: Concur got query %v", field, q)
+	}
+	if utf8.ValidString(value) {
+		var got string
+		if err := json.Unmarshal([]byte(filter[len(prefix)-1:]), &got); err != nil || got != value {
+			t.Fatalf("filter %q does not compare with exactly %q (%q, %v)", filter, value, got, err)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -14,8 +15,22 @@ import (
 // naming a field, never stores a base_url that allowed_hosts does not allow,
 // and never panics.
 func FuzzConfigWrite(f *testing.F) {
-	f.Add("0f5e3f3a", "secret", "aa076ada-80a9-4f57-8e98-9300b1c3171d", "https://us.api.concursolutions.com", "https://*.concursolutions.com", "10m")
-	f.Add("id", "s", "AA076ADA-80A9-4F57-8E98-9300B1C3171D", " HTTPS://US2.api.ConcurSolutions.com/oauth2/v0/token ", "https://*.concursolutions.com", "600")
+	f.Add(
+		"0f5e3f3a",
+		"secret",
+		"aa076ada-80a9-4f57-8e98-9300b1c3171d",
+		"https://us.api.concursolutions.com",
+		"https://*.concursolutions.com",
+		"10m",
+	)
+	f.Add(
+		"id",
+		"s",
+		"AA076ADA-80A9-4F57-8E98-9300B1C3171D",
+		" HTTPS://US2.api.ConcurSolutions.com/oauth2/v0/token ",
+		"https://*.concursolutions.com",
+		"600",
+	)
 	f.Add("id", "s", "aa076ada-80a9-4f57-8e98-9300b1c3171d", "https://x.concursolutions.com@evil.com", "https://*", "1h")
 	f.Add("id", "s", "../../etc", "http://127.0.0.1:8200", "http://127.0.0.1:*", "-1")
 	f.Add("id\x00", "s\n", "", "https://[::1]:443", "https://*.concursolutions.com:*", "")
@@ -32,7 +47,9 @@ func FuzzConfigWrite(f *testing.F) {
 		if resp.IsError() {
 			msg := resp.Error().Error()
 			named := false
-			for _, f := range []string{"client_id", "client_secret", "company_uuid", "base_url", "allowed_hosts", "refresh_margin", "Field validation failed"} {
+			fields := []string{"client_id", "client_secret", "company_uuid", "base_url", "allowed_hosts", "refresh_margin",
+				"Field validation failed"}
+			for _, f := range fields {
 				named = named || strings.Contains(msg, f)
 			}
 			if !named {
@@ -57,7 +74,9 @@ func FuzzConfigWrite(f *testing.F) {
 // Any profile id either is refused with a 400 naming id, or reaches Concur
 // as exactly one well-formed Identity v4 user path.
 func FuzzProfileID(f *testing.F) {
-	for _, s := range []string{"3df11695-e8bb-40ff-8e98-c85913ab2789", "../../oauth2/v0/token", "x?filter=a", "%2e%2e", "3DF11695-E8BB-40FF-8E98-C85913AB2789", "", "\u00e9"} {
+	seeds := []string{"3df11695-e8bb-40ff-8e98-c85913ab2789", "../../oauth2/v0/token", "x?filter=a", "%2e%2e",
+		"3DF11695-E8BB-40FF-8E98-C85913AB2789", "", "\u00e9"}
+	for _, s := range seeds {
 		f.Add(s)
 	}
 	e := newTestEnv(f, concurtest.Options{Users: 1})
@@ -75,7 +94,7 @@ func FuzzProfileID(f *testing.F) {
 		}
 		if concur.ValidateUserID(id) != nil {
 			// Vault's router cannot match a newline in a path segment: refused before us.
-			if err == logical.ErrUnsupportedPath && strings.Contains(id, "\n") && called == 0 {
+			if errors.Is(err, logical.ErrUnsupportedPath) && strings.Contains(id, "\n") && called == 0 {
 				return
 			}
 			if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "id") {

@@ -62,7 +62,8 @@ func newMetrics() *metrics {
 		registry: prometheus.NewRegistry(),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "grants_total",
-			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed, outcome_unknown) and Concur error code (none without one).",
+			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed, outcome_unknown) " +
+				"and Concur error code (none without one).",
 		}, []string{"company", "grant_type", "outcome", "code"}),
 		renewalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "renewal_duration_seconds", Buckets: latencyBuckets,
@@ -136,7 +137,10 @@ func grantOutcome(err error) (outcome, code string) {
 	code = "none"
 	var ce *concur.Error
 	if errors.As(err, &ce) && ce.Code != 0 {
-		code = strconv.Itoa(ce.Code)
+		code = "other" // a code Concur's table does not have: not a label value of its own
+		if _, known := concur.LookupOAuthCode(ce.Code); known {
+			code = strconv.Itoa(ce.Code)
+		}
 	}
 	switch {
 	case err == nil:
@@ -284,6 +288,17 @@ func concurEndpoint(path string) string {
 		return "connections"
 	}
 	return "other"
+}
+
+// forgetCompany drops a deleted company's series, so that the plugin's
+// memory follows the companies it has, not every one it ever had.
+func (m *metrics) forgetCompany(name string) {
+	only := prometheus.Labels{"company": name}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.grants, m.renewalSeconds, m.grantsWaiting, m.requests, m.requestSeconds, m.concurCalls,
+	} {
+		v.DeletePartialMatch(only)
+	}
 }
 
 // companyKey carries the name of the company a Concur call is made for, so

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -165,8 +164,7 @@ func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *frame
 		return nil, nil, err
 	}
 	if co == nil {
-		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf(
-			"no company named %q on this mount: write concur/companies/%s first", name, name))
+		return nil, nil, errNoCompany(name)
 	}
 	return co, nil, nil
 }
@@ -380,8 +378,7 @@ func (b *backend) checkGeolocationsAllowed(ctx context.Context, s logical.Storag
 			continue
 		}
 		if err := allow.Check(v.entry.Token.Geolocation); err != nil {
-			return fieldError("allowed_hosts", "the current geolocation %s of company %s would no longer be allowed",
-				v.entry.Token.Geolocation, name), nil
+			return fieldError("allowed_hosts", "the current geolocation of company %s would no longer be allowed: %v", name, err), nil
 		}
 	}
 	return nil, nil
@@ -397,7 +394,7 @@ func companyWriteError(c companyChange, err error) (*logical.Response, error) {
 		return bootstrapError(c.bootstrapField(), err)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return nil, err // the writer left or timed out; the grant goes on (see company.run)
-	case errors.As(err, new(logical.HTTPCodedError)):
+	case errors.As(err, new(logical.HTTPCodedError)), errors.Is(err, errAppUnsaved):
 		return nil, err
 	case c.bootstraps():
 		return nil, fmt.Errorf("%s: %w", msgUnsaved, err)

@@ -167,7 +167,11 @@ func TestConfigBadInputNamesTheField(t *testing.T) {
 	}{
 		{"missing client_id", func(d map[string]any) { delete(d, "client_id") }, "client_id"},
 		{"missing client_secret", func(d map[string]any) { delete(d, "client_secret") }, "client_secret"},
-		{"missing company_uuid with a request token", func(d map[string]any) { delete(d, "company_uuid"); d["request_token"] = "x" }, "company_uuid"},
+		{
+			"missing company_uuid with a request token",
+			func(d map[string]any) { delete(d, "company_uuid"); d["request_token"] = "x" },
+			"company_uuid",
+		},
 		{"company_uuid not a uuid", func(d map[string]any) { d["company_uuid"] = "acme" }, "company_uuid"},
 		{"client_id with spaces", func(d map[string]any) { d["client_id"] = "a b" }, "client_id"},
 		{"base_url plain http elsewhere", func(d map[string]any) { d["base_url"] = "http://evil.example.com" }, "base_url"},

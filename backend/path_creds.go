@@ -75,7 +75,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			return fieldError("min_ttl", "%v", err), nil
 		}
 		if ok {
-			minTTL := time.Duration(raw.(int)) * time.Second
+			minTTL := secondsField(raw)
 			if minTTL > maxMinTTL {
 				return fieldError("min_ttl", "must be at most %d seconds: Concur issues one-hour tokens", int(maxMinTTL.Seconds())), nil
 			}

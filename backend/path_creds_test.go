@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -227,13 +228,13 @@ func TestNoConcurCallWhereStorageIsNotWritable(t *testing.T) {
 			if err := e.periodic(); err != nil {
 				t.Errorf("periodic: %v", err)
 			}
-			if _, err := e.request(logical.ReadOperation, "creds", nil); err != logical.ErrReadOnly {
+			if _, err := e.request(logical.ReadOperation, "creds", nil); !errors.Is(err, logical.ErrReadOnly) {
 				t.Errorf("creds needing renewal: %v, want ErrReadOnly so Vault forwards", err)
 			}
-			if _, err := e.request(logical.UpdateOperation, "rotate", nil); err != logical.ErrReadOnly {
+			if _, err := e.request(logical.UpdateOperation, "rotate", nil); !errors.Is(err, logical.ErrReadOnly) {
 				t.Errorf("rotate: %v, want ErrReadOnly", err)
 			}
-			if _, err := e.request(logical.UpdateOperation, "config", map[string]any{"refresh_margin": "5m"}); err != logical.ErrReadOnly {
+			if _, err := e.request(logical.UpdateOperation, "config", map[string]any{"refresh_margin": "5m"}); !errors.Is(err, logical.ErrReadOnly) {
 				t.Errorf("config write: %v, want ErrReadOnly", err)
 			}
 			if n := e.sim.Calls(concurtest.EndpointToken); n != 0 {

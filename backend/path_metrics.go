@@ -89,20 +89,27 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 // timed wraps the handlers of paths so that each answer is counted and
 // timed under name (creds, profile), leaving the paths themselves alone.
 func (b *backend) timed(name string, paths ...*framework.Path) []*framework.Path {
+	return wrapOperations(paths, func(inner framework.OperationFunc) framework.OperationFunc {
+		return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+			start := time.Now()
+			resp, err := inner(ctx, req, d)
+			b.metrics.request(b.companyLabel(d), name, time.Since(start), resp, err)
+			return resp, err
+		}
+	})
+}
+
+// wrapOperations replaces the callback of every operation of paths by
+// wrap(callback), leaving the paths themselves alone.
+func wrapOperations(paths []*framework.Path, wrap func(framework.OperationFunc) framework.OperationFunc) []*framework.Path {
 	for _, p := range paths {
 		for op, h := range p.Operations {
 			po, ok := h.(*framework.PathOperation)
 			if !ok || po.Callback == nil {
 				continue
 			}
-			inner := po.Callback
 			wrapped := *po
-			wrapped.Callback = func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-				start := time.Now()
-				resp, err := inner(ctx, req, d)
-				b.metrics.request(b.companyLabel(d), name, time.Since(start), resp, err)
-				return resp, err
-			}
+			wrapped.Callback = wrap(po.Callback)
 			p.Operations[op] = &wrapped
 		}
 	}

@@ -156,7 +156,7 @@ func (b *backend) pathProfileRead(ctx context.Context, req *logical.Request, d *
 	}
 	id := d.Get("id").(string)
 	if err := concur.ValidateUserID(id); err != nil {
-		return fieldError("id", "must be a Concur user UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789"), nil
+		return fieldError("id", "%v: must be a Concur user UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789", err), nil
 	}
 	attrs, excluded, resp := projection(d)
 	if resp != nil {

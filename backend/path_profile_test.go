@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,8 @@ func TestProfileSearch(t *testing.T) {
 	e.bootstrap()
 	user := e.sim.Users(testCompany)[3]
 
-	for field, value := range map[string]string{"user_name": user.UserName, "employee_number": user.EmployeeNumber, "external_id": user.ExternalID} {
+	filters := map[string]string{"user_name": user.UserName, "employee_number": user.EmployeeNumber, "external_id": user.ExternalID}
+	for field, value := range filters {
 		resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{field: value})
 		users := resp.Data["users"].([]any)
 		if len(users) != 1 || users[0].(map[string]any)["id"] != user.ID {
@@ -91,7 +93,7 @@ func TestProfileUnknownUserIs404(t *testing.T) {
 
 func TestProfileRefreshesOnceWhenConcurRejectsTheToken(t *testing.T) {
 	for _, status := range []int{401, 403} {
-		t.Run(strings.TrimSpace(string(rune('0'+status/100))+"xx"), func(t *testing.T) {
+		t.Run(strings.TrimSpace(strconv.Itoa(status/100)+"xx"), func(t *testing.T) {
 			e := newTestEnv(t, concurtest.Options{UnauthorizedStatus: status, Rotation: concurtest.RotationGrace})
 			e.bootstrap()
 			user := e.sim.Users(testCompany)[0]

@@ -60,8 +60,8 @@ type soakStats struct {
 func TestSoak(t *testing.T) {
 	months := soakEnvInt(t, "SOAK_MONTHS", 2)
 	readers := soakEnvInt(t, "SOAK_READERS", 2000)
-	seed := uint64(soakEnvInt(t, "SOAK_SEED", defaultSoakSeed))
-	rng := rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15))
+	seed := uint64(soakEnvInt(t, "SOAK_SEED", defaultSoakSeed)) //nolint:gosec // a seed from the environment, any bits will do
+	rng := rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15)) //nolint:gosec // seeded, so a failing run can be replayed
 
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate, Users: 1})
 	e.bootstrap()
@@ -78,123 +78,20 @@ func TestSoak(t *testing.T) {
 	user := e.sim.Users(testCompany)[0]
 	margin := e.b.tokens.refreshMargin()
 
-	var st soakStats
-	failing := []concurtest.Fault{
-		{Kind: concurtest.FaultStatus, Status: 429},
-		{Kind: concurtest.FaultStatus, Status: 429, RetryAfter: "30"},
-		{Kind: concurtest.FaultStatus, Status: 500},
-		{Kind: concurtest.FaultStatus, Status: 503},
-		{Kind: concurtest.FaultStatus, Status: 503, RetryAfter: "120"},
-		{Kind: concurtest.FaultDrop},
-		{Kind: concurtest.FaultMalformedJSON},
-		{Kind: concurtest.FaultOversized, Size: 2<<20 + 1024},
-	}
-	nextBurst := start.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))
-	unsavedRun := 0
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("%s (step %d): %s", e.clock.Now().Format(time.RFC3339), st.steps, fmt.Sprintf(format, args...))
-	}
-
+	r := &soakRun{t: t, e: e, rng: rng, readers: readers, user: user,
+		nextBurst: start.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))}
 	for e.clock.Now().Before(end) {
-		st.steps++
+		r.st.steps++
 		e.clock.Advance(time.Duration(1+rng.IntN(3)) * time.Minute)
-
-		// Random trouble. Concur faults are injected only when none is
-		// pending and the last renewal succeeded, so that one renewal meets
-		// at most one failed attempt (at most three failed requests): the
-		// margin then always leaves time to recover. Longer outages would
-		// let the access token expire, rightly; the fault matrix covers them.
-		if e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.defaultEntry().Token.Failures == 0 {
-			switch r := rng.Float64(); {
-			case r < 0.02:
-				n, f := 1+rng.IntN(3), failing[rng.IntN(len(failing))]
-				if (f.RetryAfter != "" && f.RetryAfter != "0") || f.Kind == concurtest.FaultMalformedJSON || f.Kind == concurtest.FaultOversized {
-					// A Retry-After beyond the client's budget ends the renewal
-					// at once and sets the next attempt time, and an unreadable
-					// 2xx is never re-sent: one such answer is a whole failed
-					// renewal, not one failed attempt.
-					n = 1
-				}
-				e.sim.InjectFault(concurtest.EndpointToken, n, f)
-				st.faultsInjected += n
-				st.faultsFail += n
-			case r < 0.025:
-				e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultDelay, Delay: 20 * time.Millisecond})
-				st.faultsInjected++
-			}
-		}
-		// Storage faults only while Concur behaves: every grant now needs a
-		// marker write first, so a refused write costs a renewal attempt.
-		if _, unsaved := e.memory(); rng.Float64() < 0.004 && !unsaved && e.sim.PendingFaults(concurtest.EndpointToken) == 0 &&
-			e.b.tokens.defaultEntry().Token.Failures == 0 {
-			e.storage.set(1+rng.IntN(2), false)
-			st.storageFaults++
-		}
-
-		st.ticks++
+		r.trouble()
+		r.st.ticks++
 		if err := e.periodic(); err != nil {
-			st.tickErrors++
+			r.st.tickErrors++
 		}
-
-		if !e.clock.Now().Before(nextBurst) {
-			minTTL := st.bursts%2 == 1
-			st.bursts++
-			if minTTL {
-				st.minTTLBursts++
-				// Every other min_ttl burst meets a Concur that fails both
-				// attempts of the shared renewal: readers must still be
-				// served the current, valid token (with a warning).
-				if st.minTTLBursts%2 == 0 && e.sim.PendingFaults(concurtest.EndpointToken) == 0 && e.b.tokens.defaultEntry().Token.Failures == 0 {
-					e.sim.InjectFault(concurtest.EndpointToken, 2, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 503})
-					st.faultsInjected += 2
-					st.faultsFail += 2
-				}
-			}
-			soakBurst(t, e, readers, minTTL, &st)
-			// The token readers got works at Concur.
-			if _, unsaved := e.memory(); !unsaved {
-				resp, err := e.request(logical.ReadOperation, "profile/"+user.ID, nil)
-				if err != nil || resp == nil || resp.IsError() {
-					fail("profile read with the served token: %v %v", resp, err)
-				}
-				st.profileChecks++
-			}
-			nextBurst = nextBurst.Add(24*time.Hour + time.Duration(rng.Int64N(int64(2*time.Hour))) - time.Hour)
-		}
-
-		// Invariants at the end of every step.
-		if n := e.sim.ErrorCount(108); n != 0 {
-			fail("Concur answered invalid_grant %d times", n)
-		}
-		// Under strict rotation the only live refresh token is the newest,
-		// so "valid" means "current" (checked in full every 500 steps: the
-		// simulator's CurrentRefreshToken scans every token ever issued).
-		mem, unsaved := e.memory()
-		cur := mem
-		if st.steps%500 == 0 {
-			cur = e.currentRefreshToken()
-		}
-		if mem != cur || !e.sim.RefreshTokenValid(mem) {
-			fail("the engine does not hold Concur's current refresh token")
-		}
-		if unsaved {
-			st.unsavedSteps++
-			if unsavedRun++; unsavedRun > 3 {
-				fail("tokens unsaved for %d steps although storage only refused a few writes", unsavedRun)
-			}
-		} else {
-			unsavedRun = 0
-			if stored := e.storedToken(); stored.RefreshToken != cur {
-				fail("storage does not hold Concur's current refresh token")
-			}
-		}
-		if left := e.b.tokens.remaining(e.b.tokens.defaultEntry()); left <= 0 {
-			tok := e.b.tokens.defaultEntry().Token
-			fail("the access token expired (%s): status %s, failures %d, next attempt %s, last refresh %s, last error %q, unsaved %v",
-				left, tok.Status, tok.Failures, tok.NextAttemptAt.Format(time.RFC3339), tok.LastRefreshAt.Format(time.RFC3339), tok.LastError, unsaved)
-		}
+		r.burstIfDue()
+		r.checkStep()
 	}
+	st := r.st
 	pending := e.sim.PendingFaults(concurtest.EndpointToken)
 	e.sim.ClearFaults()
 	e.storage.set(0, false)
@@ -222,11 +119,156 @@ func TestSoak(t *testing.T) {
 
 	rec.Caller = fmt.Sprintf("%d reads in %d bursts: 0 expired, %d with a warning, %d refused while storage held back writes",
 		st.reads, st.bursts, st.readsWarned, st.readsUnsaved)
-	rec.Token = fmt.Sprintf("never lost: Concur's current one after each of %d steps (%d steps with a write pending); 0 invalid_grant", st.steps, st.unsavedSteps)
+	rec.Token = fmt.Sprintf(
+		"never lost: Concur's current one after each of %d steps (%d steps with a write pending); 0 invalid_grant",
+		st.steps,
+		st.unsavedSteps,
+	)
 	rec.Resumed = "yes"
-	rec.Note = fmt.Sprintf("%d refresh grants <= bound %d; %d faulted token requests injected, %d storage write failures; %d failed ticks; %d profile reads with the served token",
-		grants, bound, st.faultsInjected, st.storageFaults, st.tickErrors, st.profileChecks)
+	rec.Note = fmt.Sprintf(
+		"%d refresh grants <= bound %d; %d faulted token requests injected, %d storage write failures; %d failed ticks; "+
+			"%d profile reads with the served token",
+		grants,
+		bound,
+		st.faultsInjected,
+		st.storageFaults,
+		st.tickErrors,
+		st.profileChecks,
+	)
 	t.Logf("%s: %s; %s; %s", span, rec.Caller, rec.Token, rec.Note)
+}
+
+// soakRun is the state of one soak between its steps.
+type soakRun struct {
+	t          *testing.T
+	e          *testEnv
+	rng        *rand.Rand
+	readers    int
+	user       concurtest.User
+	st         soakStats
+	nextBurst  time.Time
+	unsavedRun int
+}
+
+// soakFailing are the token-endpoint faults the soak injects.
+var soakFailing = []concurtest.Fault{
+	{Kind: concurtest.FaultStatus, Status: 429},
+	{Kind: concurtest.FaultStatus, Status: 429, RetryAfter: "30"},
+	{Kind: concurtest.FaultStatus, Status: 500},
+	{Kind: concurtest.FaultStatus, Status: 503},
+	{Kind: concurtest.FaultStatus, Status: 503, RetryAfter: "120"},
+	{Kind: concurtest.FaultDrop},
+	{Kind: concurtest.FaultMalformedJSON},
+	{Kind: concurtest.FaultOversized, Size: 2<<20 + 1024},
+}
+
+func (r *soakRun) fail(format string, args ...any) {
+	r.t.Helper()
+	r.t.Fatalf("%s (step %d): %s", r.e.clock.Now().Format(time.RFC3339), r.st.steps, fmt.Sprintf(format, args...))
+}
+
+// calm: no fault pending and the last renewal succeeded.
+func (r *soakRun) calm() bool {
+	return r.e.sim.PendingFaults(concurtest.EndpointToken) == 0 && r.e.b.tokens.defaultEntry().Token.Failures == 0
+}
+
+// trouble injects random faults. Concur faults are injected only when calm,
+// so that one renewal meets at most one failed attempt (at most three failed
+// requests): the margin then always leaves time to recover. Longer outages
+// would let the access token expire, rightly; the fault matrix covers them.
+func (r *soakRun) trouble() {
+	e, rng := r.e, r.rng
+	if r.calm() {
+		switch x := rng.Float64(); {
+		case x < 0.02:
+			n, f := 1+rng.IntN(3), soakFailing[rng.IntN(len(soakFailing))]
+			if (f.RetryAfter != "" && f.RetryAfter != "0") || f.Kind == concurtest.FaultMalformedJSON || f.Kind == concurtest.FaultOversized {
+				// A Retry-After beyond the client's budget ends the renewal
+				// at once and sets the next attempt time, and an unreadable
+				// 2xx is never re-sent: one such answer is a whole failed
+				// renewal, not one failed attempt.
+				n = 1
+			}
+			e.sim.InjectFault(concurtest.EndpointToken, n, f)
+			r.st.faultsInjected += n
+			r.st.faultsFail += n
+		case x < 0.025:
+			e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultDelay, Delay: 20 * time.Millisecond})
+			r.st.faultsInjected++
+		}
+	}
+	// Storage faults only while Concur behaves: every grant now needs a
+	// marker write first, so a refused write costs a renewal attempt.
+	if _, unsaved := e.memory(); rng.Float64() < 0.004 && !unsaved && r.calm() {
+		e.storage.set(1+rng.IntN(2), false)
+		r.st.storageFaults++
+	}
+}
+
+// burstIfDue runs the day's burst of readers.
+func (r *soakRun) burstIfDue() {
+	e := r.e
+	if e.clock.Now().Before(r.nextBurst) {
+		return
+	}
+	minTTL := r.st.bursts%2 == 1
+	r.st.bursts++
+	if minTTL {
+		r.st.minTTLBursts++
+		// Every other min_ttl burst meets a Concur that fails both
+		// attempts of the shared renewal: readers must still be
+		// served the current, valid token (with a warning).
+		if r.st.minTTLBursts%2 == 0 && r.calm() {
+			e.sim.InjectFault(concurtest.EndpointToken, 2, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 503})
+			r.st.faultsInjected += 2
+			r.st.faultsFail += 2
+		}
+	}
+	soakBurst(r.t, e, r.readers, minTTL, &r.st)
+	// The token readers got works at Concur.
+	if _, unsaved := e.memory(); !unsaved {
+		resp, err := e.request(logical.ReadOperation, "profile/"+r.user.ID, nil)
+		if err != nil || resp == nil || resp.IsError() {
+			r.fail("profile read with the served token: %v %v", resp, err)
+		}
+		r.st.profileChecks++
+	}
+	r.nextBurst = r.nextBurst.Add(24*time.Hour + time.Duration(r.rng.Int64N(int64(2*time.Hour))) - time.Hour)
+}
+
+// checkStep checks the invariants at the end of every step.
+func (r *soakRun) checkStep() {
+	e := r.e
+	if n := e.sim.ErrorCount(108); n != 0 {
+		r.fail("Concur answered invalid_grant %d times", n)
+	}
+	// Under strict rotation the only live refresh token is the newest,
+	// so "valid" means "current" (checked in full every 500 steps).
+	mem, unsaved := e.memory()
+	cur := mem
+	if r.st.steps%500 == 0 {
+		cur = e.currentRefreshToken()
+	}
+	if mem != cur || !e.sim.RefreshTokenValid(mem) {
+		r.fail("the engine does not hold Concur's current refresh token")
+	}
+	if unsaved {
+		r.st.unsavedSteps++
+		if r.unsavedRun++; r.unsavedRun > 3 {
+			r.fail("tokens unsaved for %d steps although storage only refused a few writes", r.unsavedRun)
+		}
+	} else {
+		r.unsavedRun = 0
+		if stored := e.storedToken(); stored.RefreshToken != cur {
+			r.fail("storage does not hold Concur's current refresh token")
+		}
+	}
+	if left := e.b.tokens.remaining(e.b.tokens.defaultEntry()); left <= 0 {
+		tok := e.b.tokens.defaultEntry().Token
+		r.fail("the access token expired (%s): status %s, failures %d, next attempt %s, last refresh %s, last error %q, unsaved %v",
+			left, tok.Status, tok.Failures, tok.NextAttemptAt.Format(time.RFC3339), tok.LastRefreshAt.Format(time.RFC3339),
+			tok.LastError, unsaved)
+	}
 }
 
 // soakBurst runs n concurrent creds reads and checks each answer.

@@ -145,15 +145,24 @@ func upgradeLegacy(ctx context.Context, s logical.Storage, old *legacyState) (*a
 	if err != nil {
 		return nil, err
 	}
-	if !found || old.Token.LastRefreshAt.After(co.Token.LastRefreshAt) {
+	legacyWins := !found || old.Token.LastRefreshAt.After(co.Token.LastRefreshAt)
+	if legacyWins {
 		co = companyEntry{CompanyUUID: old.Config.CompanyUUID, Prewarm: true, Token: old.Token}
 		if err := putJSON(ctx, s, companyStorageKey(defaultCompanyName), &co); err != nil {
 			return nil, err
 		}
 	}
-	app := old.Config.appEntry
-	if err := putJSON(ctx, s, appStorageKey, &app); err != nil {
+	var app appEntry
+	hasApp, err := getJSON(ctx, s, appStorageKey, &app)
+	if err != nil {
 		return nil, err
+	}
+	if legacyWins || !hasApp {
+		// The settings go with the token they obtained.
+		app = old.Config.appEntry
+		if err := putJSON(ctx, s, appStorageKey, &app); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.Delete(ctx, legacyStorageKey); err != nil {
 		return nil, fmt.Errorf("deleting the upgraded %s entry: %w", legacyStorageKey, err)

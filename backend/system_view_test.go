@@ -24,13 +24,16 @@ func (c *countingSystemView) ReplicationState() consts.ReplicationState {
 func TestRequestsDoNotAskVaultForReplicationStateEachTime(t *testing.T) {
 	sys := &countingSystemView{StaticSystemView: logical.TestSystemView()}
 	b := newBackend(options{})
-	if err := b.Setup(context.Background(), &logical.BackendConfig{Logger: hclog.NewNullLogger(), System: sys, StorageView: &logical.InmemStorage{}}); err != nil {
+	conf := &logical.BackendConfig{Logger: hclog.NewNullLogger(), System: sys, StorageView: &logical.InmemStorage{}}
+	if err := b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
 	s := &logical.InmemStorage{}
 	for range 100 {
 		// Not configured yet: a 400, but routed through the framework's forwarding check.
-		if _, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "creds", Storage: s}); codeOf(err) != 400 {
+		if _, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "creds", Storage: s}); codeOf(
+			err,
+		) != 400 {
 			t.Fatalf("creds: %v", err)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
 )
@@ -60,6 +59,11 @@ const (
 	maxGrantsPerPass    = 100
 )
 
+// errAppUnsaved: a company's tokens are stored, the app's settings that
+// obtained them are not yet; they are held in memory and written first by
+// the next token call or periodic pass.
+var errAppUnsaved = errors.New("the company's tokens are stored; the app's settings are not yet (the write is retried)")
+
 // errClosed: Clean ran; this instance makes no more Concur calls.
 var errClosed = logical.CodedError(http.StatusServiceUnavailable,
 	"the Concur engine is shutting down on this node (unmount, seal, step-down or plugin reload); try again")
@@ -96,12 +100,16 @@ type tokenStore struct {
 	// clientRefused: Concur refused the app's client credentials; background
 	// token calls wait for a config write.
 	clientRefused string
-	closed        bool
+	// lastRejected is when a token Concur refused at an API was last renewed.
+	lastRejected time.Time
+	closed       bool
+	// closing is closed by close: waits for a grant slot end with it.
+	closing chan struct{}
 }
 
 func newTokenStore(b *backend) *tokenStore {
 	return &tokenStore{b: b, instance: newInstanceID(), cleanWait: defaultCleanWait,
-		grantSlots: make(chan struct{}, maxConcurrentGrants), companies: map[string]*company{}}
+		grantSlots: make(chan struct{}, maxConcurrentGrants), companies: map[string]*company{}, closing: make(chan struct{})}
 }
 
 // loadApp returns the app's settings, reading storage the first time and
@@ -222,7 +230,7 @@ func (ts *tokenStore) flushApp(ctx context.Context, s logical.Storage) error {
 		return nil
 	}
 	if err := putJSON(ctx, s, appStorageKey, app.entry); err != nil {
-		return fmt.Errorf("the app's settings are not stored yet: %w", err)
+		return fmt.Errorf("%w: %w", errAppUnsaved, err)
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -276,11 +284,15 @@ func (ts *tokenStore) lookup(ctx context.Context, s logical.Storage, name string
 		return nil, err
 	}
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if known := ts.companies[name]; known != nil {
+	known := ts.companies[name]
+	if known == nil {
+		ts.companies[name] = co
+	}
+	ts.mu.Unlock()
+	if known != nil {
 		return known, nil
 	}
-	ts.companies[name] = co
+	co.reschedule() // a probe stays off the schedule until it is kept
 	return co, nil
 }
 
@@ -299,6 +311,11 @@ func (ts *tokenStore) defaultCompany() *company { return ts.company(defaultCompa
 // Later changes reach memory through the companies' own writes and
 // Invalidate.
 func (ts *tokenStore) loadAll(ctx context.Context, s logical.Storage) error {
+	// The app first: it upgrades a v0.1.0 layout, whose default company is
+	// not among companies/ until then.
+	if _, err := ts.loadApp(ctx, s); err != nil {
+		return err
+	}
 	ts.listMu.Lock()
 	defer ts.listMu.Unlock()
 	ts.mu.RLock()
@@ -382,26 +399,27 @@ func (ts *tokenStore) loadedCompanies() []*company {
 	return out
 }
 
-// reschedule puts a company on the schedule at the time its view is next
-// due (or takes it off).
-func (ts *tokenStore) reschedule(name string, v companyView) {
+// reschedule puts co on the schedule at the time its view is next due (or
+// takes it off). Only the company kept in memory is scheduled: a probe for
+// a name (see lookup) must not move the real company's entry.
+func (ts *tokenStore) reschedule(co *company, v companyView) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if ts.companies[co.name] != co {
+		return
+	}
 	margin := defaultRefreshMargin
 	if ts.app.entry != nil {
 		margin = ts.app.entry.RefreshMargin
 	}
-	ts.schedule.set(name, v.dueAt(name, margin, ts.b.now()))
+	ts.schedule.set(co.name, v.dueAt(co.name, margin, ts.b.now()))
 }
 
-// forgetCompany drops a company's cached entry (Invalidate); it is read
-// again on next use, and by the next periodic pass.
+// forgetCompany drops a company's cached entry (Invalidate): it is read
+// again on its next use, a list included, so a company another node just
+// created or deleted shows as such without reading every company again.
 func (ts *tokenStore) forgetCompany(name string) {
 	ts.company(name).forget()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	ts.schedule.set(name, time.Time{})
-	ts.listed = false
 }
 
 // renewDue is the periodic renewal: the companies due on the schedule are
@@ -415,44 +433,89 @@ func (ts *tokenStore) renewDue(ctx context.Context, s logical.Storage) error {
 	if err := ts.loadAll(ctx, s); err != nil {
 		return err
 	}
-	if ts.grantsPaused() != nil {
+	if err := ts.flushApp(ctx, s); err != nil {
+		return err
+	}
+	now := ts.b.now()
+	ts.mu.Lock()
+	due := ts.schedule.popDue(now, maxGrantsPerPass)
+	ts.mu.Unlock()
+	if until := ts.pausedUntil(now); !until.IsZero() {
+		ts.deferDue(ctx, s, due, until)
 		return nil
 	}
-	ts.mu.Lock()
-	due := ts.schedule.popDue(ts.b.now(), maxGrantsPerPass)
-	ts.mu.Unlock()
-	var g errgroup.Group
-	g.SetLimit(maxConcurrentGrants)
-	var failed sync.Map
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		errs   []error
+		starts = make(chan struct{}, maxConcurrentGrants)
+	)
 	for _, name := range due {
 		co := ts.company(name)
-		g.Go(func() error {
+		starts <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-starts; wg.Done() }()
 			if err := co.renewIfDue(ctx, s, app.entry.RefreshMargin); err != nil {
 				ts.b.Logger().Warn("periodic renewal of a company's Concur token failed", "company", name, "error", err)
-				failed.Store(name, err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("company %s: %w", name, err))
+				mu.Unlock()
 			}
-			ts.reschedule(name, co.current())
-			return nil
-		})
+			co.reschedule()
+		}()
 	}
-	_ = g.Wait()
-	var errs []error
-	failed.Range(func(k, v any) bool {
-		errs = append(errs, fmt.Errorf("company %s: %w", k, v.(error)))
-		return len(errs) < 10
-	})
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// deferDue puts due companies back on the schedule at until, while the
+// app's token calls are paused; tokens storage has not accepted yet are
+// written meanwhile (that needs storage, not Concur).
+func (ts *tokenStore) deferDue(ctx context.Context, s logical.Storage, due []string, until time.Time) {
+	for _, name := range due {
+		co := ts.company(name)
+		if err := co.saveUnsaved(ctx, s); err != nil {
+			ts.b.Logger().Error("writing unsaved Concur tokens failed", "company", name, "error", err)
+		}
+		ts.mu.Lock()
+		ts.schedule.set(name, until)
+		ts.mu.Unlock()
+	}
+}
+
+// pausedUntil is when the app's paused background token calls may resume
+// (zero: not paused): the end of a 429 slow-down, or after a refusal of
+// its credentials the next look, backoffMax later.
+func (ts *tokenStore) pausedUntil(now time.Time) time.Time {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	switch {
+	case now.Before(ts.slowUntil):
+		return ts.slowUntil
+	case ts.clientRefused != "":
+		return now.Add(backoffMax)
+	}
+	return time.Time{}
 }
 
 // takeGrantSlot waits for one of the mount's grant slots; call release
 // when the token call and its write are done.
 func (ts *tokenStore) takeGrantSlot(ctx context.Context) (release func(), err error) {
-	if ts.isClosed() {
+	select {
+	case <-ts.closing:
 		return nil, errClosed
+	default:
 	}
 	select {
 	case ts.grantSlots <- struct{}{}:
+		if ts.isClosed() { // Clean ran while this call waited
+			<-ts.grantSlots
+			return nil, errClosed
+		}
 		return func() { <-ts.grantSlots }, nil
+	case <-ts.closing:
+		return nil, errClosed
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for one of the mount's %d Concur token calls in flight: %w", maxConcurrentGrants, ctx.Err())
 	}
@@ -495,6 +558,20 @@ func (ts *tokenStore) grantsPaused() error {
 	return nil
 }
 
+// lastRejectedRenewal and noteRejectedRenewal keep when a token Concur
+// refused at an API was last renewed, for the whole mount.
+func (ts *tokenStore) lastRejectedRenewal() time.Time {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	return ts.lastRejected
+}
+
+func (ts *tokenStore) noteRejectedRenewal() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.lastRejected = ts.b.now()
+}
+
 func (ts *tokenStore) isClosed() bool {
 	ts.mu.RLock()
 	defer ts.mu.RUnlock()
@@ -508,7 +585,10 @@ func (ts *tokenStore) isClosed() bool {
 // their own.
 func (ts *tokenStore) close(ctx context.Context, s logical.Storage) {
 	ts.mu.Lock()
-	ts.closed = true
+	if !ts.closed {
+		ts.closed = true
+		close(ts.closing)
+	}
 	ts.mu.Unlock()
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ts.cleanWait)
 	defer cancel()

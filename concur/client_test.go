@@ -40,7 +40,9 @@ var testCreds = concur.Credentials{ClientID: testClientID, ClientSecret: concur.
 var allSecrets = []string{testClientSecret, testRequestToken, testRefreshToken, testAccessToken}
 
 // fastRetry keeps real-time backoffs in milliseconds.
-var fastRetry = concur.RetryPolicy{MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, MaxElapsed: 10 * time.Second}
+var fastRetry = concur.RetryPolicy{
+	MaxAttempts: 3, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, MaxElapsed: 10 * time.Second,
+}
 
 type testServer struct {
 	*httptest.Server
@@ -253,7 +255,9 @@ func failOnce(t *testing.T, status int, retryAfter string) *testServer {
 func TestRetryAfterZeroGetsTheMinimumBackoff(t *testing.T) {
 	ts := failOnce(t, 429, "0")
 	w := &waits{}
-	c := newClient(t, concur.Options{Wait: w.wait, Retry: concur.RetryPolicy{MaxAttempts: 2, MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second}})
+	c := newClient(t, concur.Options{Wait: w.wait, Retry: concur.RetryPolicy{
+		MaxAttempts: 2, MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second,
+	}})
 	if _, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken)); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +314,9 @@ func TestRetryAfterWithinAndBeyondTheBudget(t *testing.T) {
 func TestBackoffGrowsWithinBounds(t *testing.T) {
 	ts := serve(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 502, nil) })
 	w := &waits{}
-	c := newClient(t, concur.Options{Wait: w.wait, Retry: concur.RetryPolicy{MaxAttempts: 6, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond}})
+	c := newClient(t, concur.Options{Wait: w.wait, Retry: concur.RetryPolicy{
+		MaxAttempts: 6, MinBackoff: 100 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
+	}})
 	_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
 	if asError(t, err).StatusCode != 502 || ts.count() != 6 {
 		t.Fatalf("err %v after %d calls", err, ts.count())
@@ -338,7 +344,9 @@ func TestWaitIsCutShortByTheCaller(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	c := newClient(t, concur.Options{Wait: wait, Retry: concur.RetryPolicy{MaxAttempts: 5, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxElapsed: 2 * time.Hour}})
+	c := newClient(t, concur.Options{Wait: wait, Retry: concur.RetryPolicy{
+		MaxAttempts: 5, MinBackoff: time.Hour, MaxBackoff: time.Hour, MaxElapsed: 2 * time.Hour,
+	}})
 	_, err := c.Refresh(ctx, ts.URL, testCreds, concur.NewSecret(testRefreshToken))
 	if !errors.Is(err, context.Canceled) || ts.count() != 1 {
 		t.Fatalf("err %v after %d calls", err, ts.count())
@@ -350,7 +358,9 @@ func TestAttemptBoundReturnsLastResponseError(t *testing.T) {
 		w.Header().Set("Retry-After", "0")
 		writeJSON(w, 500, map[string]any{"error": "server_error", "error_description": "boom"})
 	})
-	c := newClient(t, concur.Options{Retry: concur.RetryPolicy{MaxAttempts: 4, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}})
+	c := newClient(t, concur.Options{Retry: concur.RetryPolicy{
+		MaxAttempts: 4, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+	}})
 	_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
 	ce := asError(t, err)
 	if ts.count() != 4 {
@@ -378,7 +388,9 @@ func TestElapsedBound(t *testing.T) {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, 503, nil)
 	})
-	c := newClient(t, concur.Options{Retry: concur.RetryPolicy{MaxAttempts: 10, MinBackoff: time.Millisecond, MaxBackoff: time.Second, MaxElapsed: 300 * time.Millisecond}})
+	c := newClient(t, concur.Options{Retry: concur.RetryPolicy{
+		MaxAttempts: 10, MinBackoff: time.Millisecond, MaxBackoff: time.Second, MaxElapsed: 300 * time.Millisecond,
+	}})
 	start := time.Now()
 	_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
 	if d := time.Since(start); d > 250*time.Millisecond {
@@ -393,7 +405,9 @@ func TestElapsedBound(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		writeJSON(w, 502, nil)
 	})
-	c = newClient(t, concur.Options{Retry: concur.RetryPolicy{MaxAttempts: 1000, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxElapsed: 200 * time.Millisecond}})
+	c = newClient(t, concur.Options{Retry: concur.RetryPolicy{
+		MaxAttempts: 1000, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxElapsed: 200 * time.Millisecond,
+	}})
 	start = time.Now()
 	_, err = c.Refresh(context.Background(), ts2.URL, testCreds, concur.NewSecret(testRefreshToken))
 	if d := time.Since(start); d > time.Second {
@@ -440,7 +454,9 @@ func TestPerAttemptTimeout(t *testing.T) {
 
 	// Every attempt times out: a transient error with no status.
 	ts2 := serve(t, func(w http.ResponseWriter, r *http.Request) { hang(r) })
-	c = newClient(t, concur.Options{Timeout: 50 * time.Millisecond, Retry: concur.RetryPolicy{MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}})
+	c = newClient(t, concur.Options{Timeout: 50 * time.Millisecond, Retry: concur.RetryPolicy{
+		MaxAttempts: 2, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+	}})
 	_, err := c.Refresh(context.Background(), ts2.URL, testCreds, concur.NewSecret(testRefreshToken))
 	ce := asError(t, err)
 	if ce.Class != concur.ClassTransient || ce.StatusCode != 0 || ts2.count() != 2 {
@@ -560,7 +576,9 @@ func TestTokenGrant2xxIsNeverResent(t *testing.T) {
 
 	// Only a refresh token, odd types elsewhere: the token is kept, with warnings.
 	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"refresh_token": "NEW-" + testRefreshToken, "refresh_expires_in": 1703696549, "scope": []string{"openid"}})
+		writeJSON(w, 200, map[string]any{
+			"refresh_token": "NEW-" + testRefreshToken, "refresh_expires_in": 1703696549, "scope": []string{"openid"},
+		})
 	})
 	c := newClient(t, concur.Options{})
 	tok, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
@@ -583,7 +601,8 @@ func TestIdentityMalformedSuccessIsRetried(t *testing.T) {
 		writeJSON(w, 200, map[string]any{"id": testUserID})
 	})
 	c := newClient(t, concur.Options{})
-	if _, err := c.GetUser(context.Background(), ts.URL, concur.NewSecret(testAccessToken), testUserID, concur.UserQuery{}); err != nil || ts.count() != 2 {
+	_, err := c.GetUser(context.Background(), ts.URL, concur.NewSecret(testAccessToken), testUserID, concur.UserQuery{})
+	if err != nil || ts.count() != 2 {
 		t.Fatalf("err %v after %d calls", err, ts.count())
 	}
 }
@@ -628,7 +647,9 @@ func TestHTTPRedirectIsNotFollowed(t *testing.T) {
 // code16 answers "user lives elsewhere" pointing at geo.
 func code16(geo *string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 400, map[string]any{"error": "invalid_request", "error_description": "user lives elsewhere", "code": 16, "geolocation": *geo})
+		writeJSON(w, 400, map[string]any{
+			"error": "invalid_request", "error_description": "user lives elsewhere", "code": 16, "geolocation": *geo,
+		})
 	}
 }
 
@@ -703,7 +724,8 @@ func TestDisallowedBaseURLSendsNothing(t *testing.T) {
 	_, err2 := c.ExchangeRequestToken(ctx, ts.URL, testCreds, testCompanyUUID, concur.NewSecret(testRequestToken))
 	_, err3 := c.GetUser(ctx, ts.URL, concur.NewSecret(testAccessToken), testUserID, concur.UserQuery{})
 	err4 := c.RevokeConnection(ctx, ts.URL, concur.NewSecret(testAccessToken))
-	_, err5 := c.Refresh(ctx, "https://x.concursolutions.com@"+strings.TrimPrefix(ts.URL, "http://"), testCreds, concur.NewSecret(testRefreshToken))
+	userinfoHost := "https://x.concursolutions.com@" + strings.TrimPrefix(ts.URL, "http://")
+	_, err5 := c.Refresh(ctx, userinfoHost, testCreds, concur.NewSecret(testRefreshToken))
 	for i, err := range []error{err1, err2, err3, err4, err5} {
 		if !concur.IsPermanent(err) {
 			t.Errorf("call %d: err %v, want permanent", i+1, err)
@@ -719,9 +741,10 @@ func TestIdentityRequests(t *testing.T) {
 	var seen []*http.Request
 	ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen = append(seen, r.Clone(context.Background()))
+		seen = append(seen, r.Clone(r.Context()))
 		mu.Unlock()
-		if r.Header.Get("Authorization") != "Bearer "+testAccessToken || r.Header.Get("Accept") != "application/json" || r.Header.Get("User-Agent") != concur.DefaultUserAgent {
+		if r.Header.Get("Authorization") != "Bearer "+testAccessToken || r.Header.Get("Accept") != "application/json" ||
+			r.Header.Get("User-Agent") != concur.DefaultUserAgent {
 			writeJSON(w, 401, map[string]any{"errorId": "UNAUTHORIZED"})
 			return
 		}
@@ -729,7 +752,9 @@ func TestIdentityRequests(t *testing.T) {
 		case r.Method == http.MethodGet && r.URL.Path == "/profile/identity/v4/Users/"+testUserID:
 			writeJSON(w, 200, map[string]any{"id": testUserID, "userName": "a@b.com"})
 		case r.Method == http.MethodGet && r.URL.Path == "/profile/identity/v4/Users":
-			writeJSON(w, 200, map[string]any{"schemas": []string{"urn:ietf:params:scim:api:messages:2.0:ListResponse"}, "totalResults": 1, "startIndex": 1, "itemsPerPage": 1,
+			writeJSON(w, 200, map[string]any{
+				"schemas":      []string{"urn:ietf:params:scim:api:messages:2.0:ListResponse"},
+				"totalResults": 1, "startIndex": 1, "itemsPerPage": 1,
 				"Resources": []any{map[string]any{"id": testUserID}}})
 		case r.Method == http.MethodDelete && r.URL.Path == "/app-mgmt/v0/connections":
 			w.WriteHeader(200)
@@ -740,7 +765,8 @@ func TestIdentityRequests(t *testing.T) {
 	c := newClient(t, concur.Options{})
 	ctx, at := context.Background(), concur.NewSecret(testAccessToken)
 
-	user, err := c.GetUser(ctx, ts.URL, at, testUserID, concur.UserQuery{Attributes: []string{"id", "userName"}, ExcludedAttributes: []string{"emails"}})
+	user, err := c.GetUser(ctx, ts.URL, at, testUserID,
+		concur.UserQuery{Attributes: []string{"id", "userName"}, ExcludedAttributes: []string{"emails"}})
 	if err != nil || user["userName"] != "a@b.com" {
 		t.Fatalf("GetUser = %v, %v", user, err)
 	}

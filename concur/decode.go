@@ -36,7 +36,7 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if json.Unmarshal(b, &s) != nil {
-			return nil
+			return nil //nolint:nilerr // not a string either: left unset, as documented above
 		}
 		b = []byte(strings.TrimSpace(s))
 	}

@@ -23,17 +23,7 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 	presented := NewSecret("presented-refresh-token")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tok, err := decodeTokenResponse(body, testNow, presented)
-		var raw struct {
-			AccessToken  any `json:"access_token"`
-			RefreshToken any `json:"refresh_token"`
-		}
-		_ = json.Unmarshal(body, &raw)
-		secrets := []string{}
-		for _, v := range []any{raw.AccessToken, raw.RefreshToken} {
-			if s, ok := v.(string); ok && len(s) >= 6 {
-				secrets = append(secrets, s)
-			}
-		}
+		secrets, rawRefresh := bodyTokens(body)
 		if err != nil {
 			if tok != nil {
 				t.Fatal("token and error both returned")
@@ -45,37 +35,72 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 			}
 			return
 		}
-		if s, _ := raw.RefreshToken.(string); tok.AccessToken.IsZero() && s == "" {
-			t.Fatal("token with neither an access token nor a refresh token from the body")
-		}
-		for _, w := range tok.Warnings {
-			for _, s := range secrets {
-				if strings.Contains(w, s) {
-					t.Fatalf("warning %q quotes a credential", w)
-				}
-			}
-		}
-		if tok.AccessToken.IsZero() != tok.ExpiresAt.IsZero() || (!tok.AccessToken.IsZero() && !tok.ExpiresAt.After(testNow)) {
-			t.Fatalf("ExpiresAt %s not after now", tok.ExpiresAt)
-		}
-		if tok.RefreshToken.IsZero() {
-			t.Fatal("refresh token lost")
-		}
-		if tok.Geolocation != "" {
-			if g, err := NormalizeBaseURL(tok.Geolocation); err != nil || g != tok.Geolocation {
-				t.Fatalf("geolocation %q not normalised (%q, %v)", tok.Geolocation, g, err)
-			}
-		}
-		printed := fmt.Sprintf("%v %+v %#v", tok, *tok, tok)
-		if j, err := json.Marshal(tok); err == nil {
-			printed += string(j)
-		}
-		for _, s := range secrets {
-			if strings.Contains(printed, s) && !strings.Contains(redacted, s) && !strings.Contains(tok.Scope+tok.TokenType+tok.Geolocation, s) {
-				t.Fatalf("printed token shows a credential: %s", printed)
-			}
-		}
+		checkFuzzedToken(t, tok, rawRefresh)
+		checkTokenKeepsSecrets(t, tok, secrets)
 	})
+}
+
+// bodyTokens are the body's access and refresh tokens long enough to look
+// for in output, and its refresh token ("" when absent or not a string).
+func bodyTokens(body []byte) (secrets []string, rawRefresh string) {
+	var raw struct {
+		AccessToken  any `json:"access_token"`
+		RefreshToken any `json:"refresh_token"`
+	}
+	_ = json.Unmarshal(body, &raw)
+	for _, v := range []any{raw.AccessToken, raw.RefreshToken} {
+		if s, ok := v.(string); ok && len(s) >= 6 {
+			secrets = append(secrets, s)
+		}
+	}
+	rawRefresh, _ = raw.RefreshToken.(string)
+	return secrets, rawRefresh
+}
+
+// checkFuzzedToken: a decoded token is whole: expiry, refresh token, normalised geolocation.
+func checkFuzzedToken(t *testing.T, tok *Token, rawRefresh string) {
+	t.Helper()
+	if tok.AccessToken.IsZero() && rawRefresh == "" {
+		t.Fatal("token with neither an access token nor a refresh token from the body")
+	}
+	if tok.AccessToken.IsZero() != tok.ExpiresAt.IsZero() || (!tok.AccessToken.IsZero() && !tok.ExpiresAt.After(testNow)) {
+		t.Fatalf("ExpiresAt %s not after now", tok.ExpiresAt)
+	}
+	if tok.RefreshToken.IsZero() {
+		t.Fatal("refresh token lost")
+	}
+	if tok.Geolocation != "" {
+		if g, err := NormalizeBaseURL(tok.Geolocation); err != nil || g != tok.Geolocation {
+			t.Fatalf("geolocation %q not normalised (%q, %v)", tok.Geolocation, g, err)
+		}
+	}
+}
+
+// checkTokenKeepsSecrets: neither the token's warnings nor any printing of it shows a credential.
+func checkTokenKeepsSecrets(t *testing.T, tok *Token, secrets []string) {
+	t.Helper()
+	for _, w := range tok.Warnings {
+		for _, s := range secrets {
+			if strings.Contains(w, s) {
+				t.Fatalf("warning %q quotes a credential", w)
+			}
+		}
+	}
+	printed := fmt.Sprintf("%v %+v %#v", tok, *tok, tok)
+	if j, err := json.Marshal(tok); err == nil {
+		printed += string(j)
+	}
+	// What any token prints whatever its values: field names, zero values, the redaction mark.
+	var zero Token
+	shape := fmt.Sprintf("%v %+v %#v", &zero, zero, &zero) + redacted
+	if j, err := json.Marshal(&zero); err == nil {
+		shape += string(j)
+	}
+	for _, s := range secrets {
+		if strings.Contains(printed, s) && !strings.Contains(shape, s) && !strings.Contains(tok.Scope+tok.TokenType+tok.Geolocation, s) {
+			t.Fatalf("printed token shows a credential: %s", printed)
+		}
+	}
 }
 
 func FuzzDecodeOAuthError(f *testing.F) {

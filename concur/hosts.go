@@ -258,7 +258,7 @@ func validDNSName(h string) bool {
 		}
 		for i := 0; i < len(lab); i++ {
 			c := lab[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
 				return false
 			}
 		}

@@ -53,16 +53,22 @@ func TestDefaultAllowList(t *testing.T) {
 }
 
 func TestAllowListPatterns(t *testing.T) {
-	l, err := concur.ParseAllowedHosts([]string{"http://127.0.0.1:*", "https://api.example.com:8443", "http://[::1]:9000", "https://*.Example.org/"})
+	l, err := concur.ParseAllowedHosts([]string{
+		"http://127.0.0.1:*", "https://api.example.com:8443", "http://[::1]:9000", "https://*.Example.org/",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, u := range []string{"http://127.0.0.1:1234", "http://127.0.0.1", "https://API.example.com:8443/x", "http://[::1]:9000", "https://a.b.example.org"} {
+	for _, u := range []string{
+		"http://127.0.0.1:1234", "http://127.0.0.1", "https://API.example.com:8443/x", "http://[::1]:9000", "https://a.b.example.org",
+	} {
 		if err := l.Check(u); err != nil {
 			t.Errorf("Check(%q) = %v", u, err)
 		}
 	}
-	for _, u := range []string{"https://127.0.0.1:1234", "http://127.0.0.2:1", "https://api.example.com", "http://[::1]:9001", "https://example.org"} {
+	for _, u := range []string{
+		"https://127.0.0.1:1234", "http://127.0.0.2:1", "https://api.example.com", "http://[::1]:9001", "https://example.org",
+	} {
 		if err := l.Check(u); err == nil {
 			t.Errorf("Check(%q) = nil, want refused", u)
 		}
@@ -105,7 +111,10 @@ func TestNormalizeBaseURL(t *testing.T) {
 			t.Errorf("NormalizeBaseURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "us2.api.concursolutions.com", "ftp://x.com", "https://user:pw@x.com", "https://", "mailto:a@b.com", "https://x.com:abc", "https://bad_host.com", "/relative"} {
+	for _, in := range []string{
+		"", "us2.api.concursolutions.com", "ftp://x.com", "https://user:pw@x.com", "https://", "mailto:a@b.com",
+		"https://x.com:abc", "https://bad_host.com", "/relative",
+	} {
 		if got, err := concur.NormalizeBaseURL(in); err == nil {
 			t.Errorf("NormalizeBaseURL(%q) = %q, want error", in, got)
 		}

@@ -309,7 +309,7 @@ func ValidateUserID(id string) error {
 				return fmt.Errorf("user id %q is not a UUID (want '-' at position %d)", shorten(id), i+1)
 			}
 		default:
-			if !(ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'f' || ch >= 'A' && ch <= 'F') {
+			if (ch < '0' || ch > '9') && (ch < 'a' || ch > 'f') && (ch < 'A' || ch > 'F') {
 				return fmt.Errorf("user id %q is not a UUID (non-hexadecimal character at position %d)", shorten(id), i+1)
 			}
 		}

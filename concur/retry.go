@@ -52,13 +52,8 @@ func (c *Client) do(ctx context.Context, r *request) error {
 	defer cancel()
 	var last *Error
 	for n := 1; ; n++ {
-		if err := ctx.Err(); err != nil {
-			return &Error{Op: r.op, Class: ClassTransient, Err: err}
-		}
-		// Every request is checked, not only base URLs, and before every
-		// send: nothing leaves for a host off the list.
-		if err := c.allowed.Check(r.url.String()); err != nil {
-			return &Error{Op: r.op, Class: ClassPermanent, Err: err}
+		if err := c.maySend(ctx, r); err != nil {
+			return err
 		}
 		o := c.attempt(budget, r, n)
 		if o.err == nil {
@@ -77,17 +72,44 @@ func (c *Client) do(ctx context.Context, r *request) error {
 		if !o.retry || n >= c.retry.MaxAttempts || budget.Err() != nil {
 			return last
 		}
-		wait, ok := c.nextWait(budget, n, o.err)
-		if !ok {
-			return last
+		again, err := c.pause(ctx, budget, r, n, o.err)
+		if err != nil {
+			return err
 		}
-		if err := c.wait(budget, wait); err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return &Error{Op: r.op, Class: ClassTransient, Err: cerr}
-			}
+		if !again {
 			return last
 		}
 	}
+}
+
+// maySend is what must hold before every send: the caller still waits, and
+// the host is on the allow-list. Every request is checked, not only base
+// URLs: nothing leaves for a host off the list.
+func (c *Client) maySend(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: r.op, Class: ClassTransient, Err: err}
+	}
+	if err := c.allowed.Check(r.url.String()); err != nil {
+		return &Error{Op: r.op, Class: ClassPermanent, Err: err}
+	}
+	return nil
+}
+
+// pause waits before attempt n+1 and reports whether to make it. It does not
+// when the wait does not fit the budget or was cut short; a caller that gave
+// up then gets its own error.
+func (c *Client) pause(ctx, budget context.Context, r *request, n int, e *Error) (bool, error) {
+	wait, ok := c.nextWait(budget, n, e)
+	if !ok {
+		return false, nil
+	}
+	if err := c.wait(budget, wait); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return false, &Error{Op: r.op, Class: ClassTransient, Err: cerr}
+		}
+		return false, nil
+	}
+	return true, nil
 }
 
 // nextWait is the pause before attempt n+1: what Retry-After asked for (at
@@ -248,7 +270,7 @@ func (c *Client) jitteredBackoff(failures int) time.Duration {
 	d = min(d, hi)
 	half := d / 2
 	if half > 0 {
-		d = half + rand.N(half+1)
+		d = half + rand.N(half+1) //nolint:gosec // G404: jitter spreads retries; it guards no secret
 	}
 	return max(d, lo)
 }

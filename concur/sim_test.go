@@ -53,80 +53,103 @@ func (e *simEnv) refresh(refresh concur.Secret) (*concur.Token, error) {
 func TestSimGrantsAndIdentity(t *testing.T) {
 	for _, asStrings := range []bool{false, true} {
 		e := newSimEnv(t, concurtest.Options{ExpiresAsStrings: asStrings}, concur.Options{})
-		tok := e.exchange(t, e.sim.URL)
-		if tok.Geolocation != e.sim.URL || tok.TokenType != "Bearer" || tok.CorrelationID == "" {
-			t.Fatalf("token %+v", tok)
-		}
-		if !tok.ExpiresAt.Equal(simEpoch.Add(time.Hour)) {
-			t.Errorf("strings=%v: ExpiresAt %s", asStrings, tok.ExpiresAt)
-		}
-		if want := e.sim.RefreshTokenExpiry(tok.RefreshToken.Reveal()); !tok.RefreshExpiresAt.Equal(want) || want.IsZero() {
-			t.Errorf("strings=%v: RefreshExpiresAt %s, want %s", asStrings, tok.RefreshExpiresAt, want)
-		}
-		if tok.RefreshToken.Reveal() != e.sim.CurrentRefreshToken(testClientID, testCompanyUUID) {
-			t.Error("refresh token differs from the simulator's")
-		}
+		tok2 := simGrants(t, e, asStrings)
+		simIdentity(t, e, tok2)
+		simRevoke(t, e, tok2)
+	}
+}
 
-		e.sim.Clock.Advance(2 * time.Hour)
-		tok2, err := e.refresh(tok.RefreshToken)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !tok2.ExpiresAt.Equal(simEpoch.Add(3 * time.Hour)) {
-			t.Errorf("refreshed ExpiresAt %s", tok2.ExpiresAt)
-		}
+// simGrants: a password grant, then a refresh two hours on; returns the refreshed token.
+func simGrants(t *testing.T, e *simEnv, asStrings bool) *concur.Token {
+	t.Helper()
+	tok := e.exchange(t, e.sim.URL)
+	if tok.Geolocation != e.sim.URL || tok.TokenType != "Bearer" || tok.CorrelationID == "" {
+		t.Fatalf("token %+v", tok)
+	}
+	if !tok.ExpiresAt.Equal(simEpoch.Add(time.Hour)) {
+		t.Errorf("strings=%v: ExpiresAt %s", asStrings, tok.ExpiresAt)
+	}
+	if want := e.sim.RefreshTokenExpiry(tok.RefreshToken.Reveal()); !tok.RefreshExpiresAt.Equal(want) || want.IsZero() {
+		t.Errorf("strings=%v: RefreshExpiresAt %s, want %s", asStrings, tok.RefreshExpiresAt, want)
+	}
+	if tok.RefreshToken.Reveal() != e.sim.CurrentRefreshToken(testClientID, testCompanyUUID) {
+		t.Error("refresh token differs from the simulator's")
+	}
 
-		users := e.sim.Users(testCompanyUUID)
-		u, err := e.client.GetUser(e.ctx, tok2.Geolocation, tok2.AccessToken, users[1].ID, concur.UserQuery{Attributes: []string{"userName"}})
-		if err != nil || u["id"] != users[1].ID || u["userName"] != users[1].UserName {
-			t.Fatalf("GetUser = %v, %v", u, err)
-		}
-		for attr, value := range map[string]string{
-			concur.FilterUserName: users[2].UserName, concur.FilterEmployeeNumber: users[2].EmployeeNumber, concur.FilterExternalID: users[2].ExternalID,
-		} {
-			l, err := e.client.FindUsers(e.ctx, tok2.Geolocation, tok2.AccessToken, concur.UserFilter{Attribute: attr, Value: value})
-			if err != nil || l.TotalResults != 1 || len(l.Resources) != 1 || l.Resources[0]["id"] != users[2].ID {
-				t.Errorf("FindUsers %s: %+v, %v", attr, l, err)
-			}
-		}
-		// A value with quotes and backslashes is escaped, so it is a value the
-		// simulator parses (and matches nobody) rather than a bad filter.
-		l, err := e.client.FindUsers(e.ctx, tok2.Geolocation, tok2.AccessToken, concur.UserFilter{Attribute: concur.FilterUserName, Value: `x" or userName eq "y\`})
-		if err != nil || l.TotalResults != 0 {
-			t.Errorf("escaped filter: %+v, %v", l, err)
-		}
-		l, err = e.client.FindUsers(e.ctx, tok2.Geolocation, tok2.AccessToken, concur.UserFilter{Attribute: concur.FilterUserName, Value: "@", Count: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = l
-		l, err = e.client.FindUsers(e.ctx, tok2.Geolocation, tok2.AccessToken, concur.UserFilter{Attribute: concur.FilterExternalID, Value: users[0].ExternalID, Count: 1, StartIndex: 1})
-		if err != nil || len(l.Resources) != 1 {
-			t.Errorf("paged: %+v, %v", l, err)
-		}
+	e.sim.Clock.Advance(2 * time.Hour)
+	tok2, err := e.refresh(tok.RefreshToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tok2.ExpiresAt.Equal(simEpoch.Add(3 * time.Hour)) {
+		t.Errorf("refreshed ExpiresAt %s", tok2.ExpiresAt)
+	}
+	return tok2
+}
 
-		// Unknown user: 404, invalid request, not retried.
-		e.sim.ResetCounters()
-		_, err = e.client.GetUser(e.ctx, tok2.Geolocation, tok2.AccessToken, "00000000-0000-4000-8000-000000000000", concur.UserQuery{})
-		if concur.ClassOf(err) != concur.ClassInvalidRequest || asError(t, err).StatusCode != 404 || e.sim.Calls(concurtest.EndpointUsers) != 1 {
-			t.Errorf("unknown user: %v", err)
+// simIdentity: GetUser and FindUsers with the refreshed token, and their 404/400 answers.
+func simIdentity(t *testing.T, e *simEnv, tok2 *concur.Token) {
+	t.Helper()
+	geo, at := tok2.Geolocation, tok2.AccessToken
+	users := e.sim.Users(testCompanyUUID)
+	u, err := e.client.GetUser(e.ctx, geo, at, users[1].ID, concur.UserQuery{Attributes: []string{"userName"}})
+	if err != nil || u["id"] != users[1].ID || u["userName"] != users[1].UserName {
+		t.Fatalf("GetUser = %v, %v", u, err)
+	}
+	for attr, value := range map[string]string{
+		concur.FilterUserName:       users[2].UserName,
+		concur.FilterEmployeeNumber: users[2].EmployeeNumber,
+		concur.FilterExternalID:     users[2].ExternalID,
+	} {
+		l, err := e.client.FindUsers(e.ctx, geo, at, concur.UserFilter{Attribute: attr, Value: value})
+		if err != nil || l.TotalResults != 1 || len(l.Resources) != 1 || l.Resources[0]["id"] != users[2].ID {
+			t.Errorf("FindUsers %s: %+v, %v", attr, l, err)
 		}
-		// Bad attribute: 400 SCIM error.
-		_, err = e.client.GetUser(e.ctx, tok2.Geolocation, tok2.AccessToken, users[0].ID, concur.UserQuery{Attributes: []string{"no such attribute!"}})
-		if concur.ClassOf(err) != concur.ClassInvalidRequest || asError(t, err).StatusCode != 400 {
-			t.Errorf("bad attribute: %v", err)
-		}
+	}
+	// A value with quotes and backslashes is escaped, so it is a value the
+	// simulator parses (and matches nobody) rather than a bad filter.
+	l, err := e.client.FindUsers(e.ctx, geo, at, concur.UserFilter{Attribute: concur.FilterUserName, Value: `x" or userName eq "y\`})
+	if err != nil || l.TotalResults != 0 {
+		t.Errorf("escaped filter: %+v, %v", l, err)
+	}
+	l, err = e.client.FindUsers(e.ctx, geo, at, concur.UserFilter{Attribute: concur.FilterUserName, Value: "@", Count: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = l
+	l, err = e.client.FindUsers(e.ctx, geo, at,
+		concur.UserFilter{Attribute: concur.FilterExternalID, Value: users[0].ExternalID, Count: 1, StartIndex: 1})
+	if err != nil || len(l.Resources) != 1 {
+		t.Errorf("paged: %+v, %v", l, err)
+	}
 
-		// Revocation kills the refresh token (108, permanent) and the access token (401).
-		if err := e.client.RevokeConnection(e.ctx, tok2.Geolocation, tok2.AccessToken); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.refresh(tok2.RefreshToken); !concur.IsPermanent(err) || asError(t, err).Code != 108 {
-			t.Errorf("refresh after revoke: %v", err)
-		}
-		if _, err := e.client.GetUser(e.ctx, tok2.Geolocation, tok2.AccessToken, users[0].ID, concur.UserQuery{}); !concur.IsUnauthorized(err) {
-			t.Errorf("GetUser after revoke: %v", err)
-		}
+	// Unknown user: 404, invalid request, not retried.
+	e.sim.ResetCounters()
+	_, err = e.client.GetUser(e.ctx, geo, at, "00000000-0000-4000-8000-000000000000", concur.UserQuery{})
+	if concur.ClassOf(err) != concur.ClassInvalidRequest || asError(t, err).StatusCode != 404 || e.sim.Calls(concurtest.EndpointUsers) != 1 {
+		t.Errorf("unknown user: %v", err)
+	}
+	// Bad attribute: 400 SCIM error.
+	_, err = e.client.GetUser(e.ctx, geo, at, users[0].ID, concur.UserQuery{Attributes: []string{"no such attribute!"}})
+	if concur.ClassOf(err) != concur.ClassInvalidRequest || asError(t, err).StatusCode != 400 {
+		t.Errorf("bad attribute: %v", err)
+	}
+}
+
+// simRevoke: RevokeConnection, then neither token works.
+func simRevoke(t *testing.T, e *simEnv, tok2 *concur.Token) {
+	t.Helper()
+	users := e.sim.Users(testCompanyUUID)
+	geo, at := tok2.Geolocation, tok2.AccessToken
+	// Revocation kills the refresh token (108, permanent) and the access token (401).
+	if err := e.client.RevokeConnection(e.ctx, geo, at); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.refresh(tok2.RefreshToken); !concur.IsPermanent(err) || asError(t, err).Code != 108 {
+		t.Errorf("refresh after revoke: %v", err)
+	}
+	if _, err := e.client.GetUser(e.ctx, geo, at, users[0].ID, concur.UserQuery{}); !concur.IsUnauthorized(err) {
+		t.Errorf("GetUser after revoke: %v", err)
 	}
 }
 
@@ -187,7 +210,8 @@ func TestSimPermanentErrors(t *testing.T) {
 	}
 	check("unknown refresh token", 108, func() error { _, err := e.refresh(concur.NewSecret(testRefreshToken)); return err })
 	check("bad client secret", 64, func() error {
-		_, err := e.client.Refresh(e.ctx, e.sim.URL, concur.Credentials{ClientID: testClientID, ClientSecret: concur.NewSecret(testClientSecret + "x")}, good)
+		wrong := concur.Credentials{ClientID: testClientID, ClientSecret: concur.NewSecret(testClientSecret + "x")}
+		_, err := e.client.Refresh(e.ctx, e.sim.URL, wrong, good)
 		return err
 	})
 	check("unknown request token", 5, func() error {
@@ -204,10 +228,13 @@ func TestSimPermanentErrors(t *testing.T) {
 	})
 	e.sim.SetCompanyEnabled(testClientID, testCompanyUUID, false)
 	check("company not enabled", 53, func() error {
-		_, err := e.client.ExchangeRequestToken(e.ctx, e.sim.URL, testCreds, testCompanyUUID, concur.NewSecret(e.sim.NewRequestToken(testClientID, testCompanyUUID)))
+		rt := concur.NewSecret(e.sim.NewRequestToken(testClientID, testCompanyUUID))
+		_, err := e.client.ExchangeRequestToken(e.ctx, e.sim.URL, testCreds, testCompanyUUID, rt)
 		return err
 	})
-	e.sim.SetCompanyEnabled(testClientID, testCompanyUUID, true)
+	e.sim.SetCompanyEnabled(
+		testClientID, testCompanyUUID, true,
+	)
 	e.sim.SetClientEnabled(testClientID, false)
 	check("client disabled", 59, func() error { _, err := e.refresh(good); return err })
 
@@ -299,7 +326,9 @@ func TestSimRetryAfterBound(t *testing.T) {
 	}
 	// An HTTP date in the simulator's clock, within the budget: waited in full.
 	e.sim.ClearFaults()
-	e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 429, RetryAfter: simEpoch.Add(time.Minute).Format("Mon, 02 Jan 2006 15:04:05 GMT")})
+	e.sim.InjectFault(concurtest.EndpointToken, 1, concurtest.Fault{
+		Kind: concurtest.FaultStatus, Status: 429, RetryAfter: simEpoch.Add(time.Minute).Format("Mon, 02 Jan 2006 15:04:05 GMT"),
+	})
 	if _, err := e.refresh(refresh); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +374,8 @@ func TestSimUnauthorized(t *testing.T) {
 		if !concur.IsUnauthorized(err) || asError(t, err).StatusCode != status || e.sim.Calls(concurtest.EndpointUsers) != 1 {
 			t.Errorf("%d: %v", status, err)
 		}
-		_, err = e.client.FindUsers(e.ctx, e.sim.URL, concur.NewSecret("not-a-token"), concur.UserFilter{Attribute: concur.FilterUserName, Value: "x"})
+		_, err = e.client.FindUsers(e.ctx, e.sim.URL, concur.NewSecret("not-a-token"),
+			concur.UserFilter{Attribute: concur.FilterUserName, Value: "x"})
 		if !concur.IsUnauthorized(err) {
 			t.Errorf("%d: bogus token: %v", status, err)
 		}

@@ -8,7 +8,7 @@ import (
 	"net/url"
 )
 
-const tokenPath = "/oauth2/v0/token"
+const tokenPath = "/oauth2/v0/token" //nolint:gosec // G101: an endpoint path, not a credential
 
 // Operation names used in *Error.Op.
 const (
@@ -21,7 +21,9 @@ const (
 
 // ExchangeRequestToken gets a company token from a company request token
 // (password grant, credtype=authtoken). A code-16 answer is followed once.
-func (c *Client) ExchangeRequestToken(ctx context.Context, baseURL string, creds Credentials, companyUUID string, requestToken Secret) (*Token, error) {
+func (c *Client) ExchangeRequestToken(
+	ctx context.Context, baseURL string, creds Credentials, companyUUID string, requestToken Secret,
+) (*Token, error) {
 	op := opPasswordGrant
 	if err := checkCredentials(op, creds); err != nil {
 		return nil, err

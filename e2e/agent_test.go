@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,7 +35,7 @@ func startAgent(t testing.TB, dir, name, config string) *agentProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(vaultBin(t), "agent", "-config="+cfgPath, "-log-level=debug")
+	cmd := exec.CommandContext(context.Background(), vaultBin(t), "agent", "-config="+cfgPath, "-log-level=debug")
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logF, logF
@@ -105,7 +106,7 @@ func parseRendered(line string) (rendered, error) {
 	}
 	at, err := time.Parse(time.RFC3339, exp)
 	if err != nil {
-		return rendered{}, fmt.Errorf("expires_at: %v", err)
+		return rendered{}, fmt.Errorf("expires_at: %w", err)
 	}
 	return rendered{token: tok, expiresAt: at}, nil
 }

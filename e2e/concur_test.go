@@ -80,7 +80,8 @@ func (s *sim) currentRefresh() string { return s.CurrentRefreshToken(s.ClientID,
 func (s *sim) bootstrap(t testing.TB, c *api.Client, mount string) string {
 	t.Helper()
 	rt := s.NewRequestToken(s.ClientID, s.Company)
-	if _, err := c.Logical().WriteWithContext(ctxT(t, 2*time.Minute), mount+"/config", s.configData(map[string]any{"request_token": rt})); err != nil {
+	cfg := s.configData(map[string]any{"request_token": rt})
+	if _, err := c.Logical().WriteWithContext(ctxT(t, 2*time.Minute), mount+"/config", cfg); err != nil {
 		t.Fatalf("write %s/config with request_token: %v", mount, err)
 	}
 	return rt

@@ -2,11 +2,11 @@
 // drives them through the official Go client, as operators and applications would.
 //
 // Binaries: VAULT_BIN (default <repo>/bin/vault) and PLUGIN_BIN (default
-// <repo>/bin/vault-plugin-secrets-concur). PLUGIN_BIN_V2 (default
-// <repo>/bin/vault-plugin-secrets-concur-v0.1.1) is the same plugin stamped v0.1.1 for the
-// upgrade test; when it is missing the test builds it with `go build`.
-// `make e2e` builds all of them first. E2E_KEEP=1 keeps every server's directory (config,
-// storage, vault.log, audit.log) and prints where it is.
+// <repo>/bin/vault-plugin-secrets-concur, this tree's build, stamped pluginVersion).
+// PLUGIN_BIN_V010 (default <repo>/bin/vault-plugin-secrets-concur-v0.1.0) is the released
+// v0.1.0 plugin, built from its commit, for the upgrade test; when it is missing the test
+// runs `make plugin-v0.1.0`. `make e2e` builds all of them first. E2E_KEEP=1 keeps every
+// server's directory (config, storage, vault.log, audit.log) and prints where it is.
 package e2e
 
 import (
@@ -34,17 +34,17 @@ import (
 
 const (
 	pluginName    = "vault-plugin-secrets-concur"
-	pluginVersion = "v0.1.0"
-	pluginV2      = "v0.1.1"
+	pluginVersion = "v0.2.0" // this tree's build (the Makefile's default VERSION)
+	pluginV010    = "v0.1.0" // the release before storage moved to one entry per company
 	mountPath     = "concur"
 )
 
 var (
-	repoRoot     string
-	vaultBinPath string
-	pluginBinV1  string
-	pluginBinV2  string
-	keepDirs     bool
+	repoRoot      string
+	vaultBinPath  string
+	pluginBinCur  string
+	pluginBinV010 string
+	keepDirs      bool
 )
 
 func TestMain(m *testing.M) {
@@ -55,8 +55,8 @@ func TestMain(m *testing.M) {
 	}
 	repoRoot = filepath.Dir(wd)
 	vaultBinPath = envOr("VAULT_BIN", filepath.Join(repoRoot, "bin", "vault"))
-	pluginBinV1 = envOr("PLUGIN_BIN", filepath.Join(repoRoot, "bin", pluginName))
-	pluginBinV2 = envOr("PLUGIN_BIN_V2", filepath.Join(repoRoot, "bin", pluginName+"-"+pluginV2))
+	pluginBinCur = envOr("PLUGIN_BIN", filepath.Join(repoRoot, "bin", pluginName))
+	pluginBinV010 = envOr("PLUGIN_BIN_V010", filepath.Join(repoRoot, "bin", pluginName+"-"+pluginV010))
 	keepDirs = os.Getenv("E2E_KEEP") == "1"
 	// The client library and the servers must not pick up the developer's own Vault
 	// (VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, ...).
@@ -92,27 +92,26 @@ func vaultBin(t testing.TB) string {
 }
 
 func pluginBin(t testing.TB) string {
-	return requireBinary(t, pluginBinV1, "run `make build` (or `make e2e`), or set PLUGIN_BIN")
+	return requireBinary(t, pluginBinCur, "run `make build` (or `make e2e`), or set PLUGIN_BIN")
 }
 
-// pluginBinV2Path returns the plugin stamped with pluginV2, building it when missing.
-var buildV2Once sync.Once
+// pluginBinV010Path returns the released v0.1.0 plugin, building it (make plugin-v0.1.0:
+// that commit from git history) when missing.
+var buildV010Once sync.Once
 
-func pluginBinV2Path(t testing.TB) string {
+func pluginBinV010Path(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(pluginBinV2); err != nil {
-		buildV2Once.Do(func() {
-			cmd := exec.Command("go", "build", "-trimpath",
-				"-ldflags", "-s -w -X github.com/concur-vault/vault-plugin-secrets-concur/backend.Version="+pluginV2,
-				"-o", pluginBinV2, "./cmd/"+pluginName)
+	if _, err := os.Stat(pluginBinV010); err != nil {
+		buildV010Once.Do(func() {
+			cmd := exec.CommandContext(context.Background(), "make", "--no-print-directory", "plugin-v0.1.0",
+				"PLUGIN_BIN_V010="+pluginBinV010)
 			cmd.Dir = repoRoot
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Logf("building %s: %v\n%s", pluginBinV2, err, out)
+				t.Logf("building %s: %v\n%s", pluginBinV010, err, out)
 			}
 		})
 	}
-	return requireBinary(t, pluginBinV2, "run `make e2e` (it builds the "+pluginV2+" plugin), or set PLUGIN_BIN_V2")
+	return requireBinary(t, pluginBinV010, "run `make e2e` (it builds the "+pluginV010+" plugin), or set PLUGIN_BIN_V010")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -130,7 +129,7 @@ func freePort(t testing.TB) int {
 	portMu.Lock()
 	defer portMu.Unlock()
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatalf("free port: %v", err)
 		}
@@ -151,7 +150,7 @@ func testDir(t testing.TB) string {
 		return t.TempDir()
 	}
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
-	d, err := os.MkdirTemp("", "e2e-"+name+"-")
+	d, err := os.MkdirTemp("", "e2e-"+name+"-") //nolint:usetesting // E2E_KEEP: these files outlive the test
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +240,8 @@ func (n *Node) configHCL() string {
 	fmt.Fprintf(&b, "ui = false\ndisable_mlock = true\nlog_level = \"trace\"\n")
 	fmt.Fprintf(&b, "plugin_directory = %q\n", n.PluginDir)
 	fmt.Fprintf(&b, "api_addr = %q\ncluster_addr = %q\n", n.Addr, fmt.Sprintf("https://127.0.0.1:%d", n.ClusterPort))
-	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = \"127.0.0.1:%d\"\n  cluster_address = \"127.0.0.1:%d\"\n  tls_disable = true\n}\n", n.APIPort, n.ClusterPort)
+	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = \"127.0.0.1:%d\"\n  cluster_address = \"127.0.0.1:%d\"\n  tls_disable = true\n}\n",
+		n.APIPort, n.ClusterPort)
 	data := filepath.Join(n.Dir, "data")
 	switch n.cfg.Storage {
 	case storageInmem:
@@ -289,7 +289,7 @@ func (n *Node) Start() {
 		n.t.Fatal(err)
 	}
 	fmt.Fprintf(logF, "==== e2e: starting %s at %s ====\n", n.cfg.Name, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(vaultBin(n.t), "server", "-config="+n.configPath(), "-log-level=trace")
+	cmd := exec.CommandContext(context.Background(), vaultBin(n.t), "server", "-config="+n.configPath(), "-log-level=trace")
 	cmd.Dir = n.Dir
 	cmd.Env = cleanEnv()
 	cmd.Stdout = logF
@@ -306,9 +306,13 @@ func (n *Node) Start() {
 	n.mu.Unlock()
 
 	n.waitFor("HTTP listener", 60*time.Second, func() (bool, error) {
-		resp, err := probeClient.Get(n.Addr + "/v1/sys/seal-status")
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, n.Addr+"/v1/sys/seal-status", nil)
 		if err != nil {
-			return false, nil
+			return false, err
+		}
+		resp, err := probeClient.Do(req)
+		if err != nil {
+			return false, nil //nolint:nilerr // not listening yet: keep waiting
 		}
 		resp.Body.Close()
 		return true, nil
@@ -538,8 +542,8 @@ func RegisterPlugin(t testing.TB, c *api.Client, command, sha, version string) {
 	}
 }
 
-// SetupPlugin installs the v0.1.0 plugin binary on every node, registers it through the
-// first node and enables it at mount (with -plugin-version=v0.1.0).
+// SetupPlugin installs this tree's plugin binary on every node, registers it through the
+// first node and enables it at mount (with -plugin-version=pluginVersion).
 func SetupPlugin(t testing.TB, mount string, nodes ...*Node) {
 	t.Helper()
 	sha := InstallPlugin(t, pluginBin(t), pluginName, nodes...)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -76,7 +77,7 @@ func TestImportTutorialFiles(t *testing.T) {
 		t.Fatalf("pre-configure allowed_hosts: %v", err)
 	}
 	tokenCalls := s.CallsAt("eu2", concurtest.EndpointToken)
-	cmd := exec.Command("sh", "-c", readmeImportLine(t))
+	cmd := exec.CommandContext(context.Background(), "sh", "-c", readmeImportLine(t))
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), "VAULT_ADDR="+n.Addr, "VAULT_TOKEN="+n.RootToken,
 		"PATH="+filepath.Dir(vaultBin(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -122,7 +123,7 @@ func tutorialPasswordGrant(t *testing.T, s *sim, requestToken string) map[string
 }
 
 func newFormRequest(url, form string) (*http.Request, error) {
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(form))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url, strings.NewReader(form))
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
+	"github.com/hashicorp/vault/api"
 )
 
 // Group 1: enable; bootstrap by request token and by refresh token; creds; profile by id and
@@ -25,12 +26,30 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("creds before config: want an error saying %q, got %q", "not configured", errText(re))
 	}
 
+	reqTok, creds1 := lifecycleBootstrap(t, s, c)
+	lifecycleProfile(t, s, c)
+	rtBefore, rtAfter, creds2 := lifecycleRotate(t, s, c, creds1)
+	secrets := map[string]string{
+		"client secret": s.ClientSecret, "request token": reqTok, "refresh token": rtAfter,
+		"old refresh token": rtBefore, "access token": accessToken(creds2), "old access token": accessToken(creds1),
+	}
+	lifecycleConfigRead(t, s, c, secrets)
+	company2 := lifecycleRefreshTokenBootstrap(t, s, c)
+	lifecycleDelete(t, s, c, company2)
+}
+
+// mount2 is the second mount, bootstrapped by a refresh token.
+const mount2 = "concur-rt"
+
+// lifecycleBootstrap bootstraps concur/ with a company request token and checks the first creds.
+func lifecycleBootstrap(t *testing.T, s *sim, c *api.Client) (reqTok string, creds1 *api.Secret) {
+	t.Helper()
 	// Bootstrap with a company request token.
-	reqTok := s.bootstrap(t, c, mountPath)
+	reqTok = s.bootstrap(t, c, mountPath)
 	if got := s.GrantCalls("password"); got != 1 {
 		t.Errorf("password grants after bootstrap = %d, want 1", got)
 	}
-	creds1 := readCreds(t, c, mountPath, 0)
+	creds1 = readCreds(t, c, mountPath, 0)
 	if tt, _ := creds1.Data["token_type"].(string); !strings.EqualFold(tt, "bearer") {
 		t.Errorf("token_type = %q, want Bearer", tt)
 	}
@@ -59,7 +78,12 @@ func TestLifecycle(t *testing.T) {
 	if got := s.GrantCalls("password") + s.GrantCalls("refresh_token"); got != grants {
 		t.Errorf("creds min_ttl=600 made %d token grants", got-grants)
 	}
+	return reqTok, creds1
+}
 
+// lifecycleProfile reads a profile by id and by user_name, and the 400 and 404 answers.
+func lifecycleProfile(t *testing.T, s *sim, c *api.Client) {
+	t.Helper()
 	// Profile by id and by user_name.
 	users := s.Users(s.Company)
 	if len(users) < 3 {
@@ -85,7 +109,7 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("profile by user_name: got id %v, want %s", m["id"], u.ID)
 	}
 	_, err = c.Logical().Read("concur/profile/not-a-uuid")
-	re = wantStatus(t, err, 400, "profile with a non-UUID id")
+	re := wantStatus(t, err, 400, "profile with a non-UUID id")
 	if !strings.Contains(errText(re), "id") {
 		t.Errorf("non-UUID profile id: error does not name the field: %q", errText(re))
 	}
@@ -93,9 +117,13 @@ func TestLifecycle(t *testing.T) {
 	if st, body := rawGet(t, c, "concur/profile/"+randUUID()); st != 404 {
 		t.Errorf("profile of an unknown user: HTTP %d %s, want 404", st, body)
 	}
+}
 
+// lifecycleRotate rotates once and returns the refresh tokens before and after, and the new creds.
+func lifecycleRotate(t *testing.T, s *sim, c *api.Client, creds1 *api.Secret) (rtBefore, rtAfter string, creds2 *api.Secret) {
+	t.Helper()
 	// Rotate: one refresh grant with the current refresh token; a new access token.
-	rtBefore := s.currentRefresh()
+	rtBefore = s.currentRefresh()
 	rot, err := rotate(c, mountPath)
 	if err != nil {
 		t.Fatalf("write concur/rotate: %v", err)
@@ -114,20 +142,21 @@ func TestLifecycle(t *testing.T) {
 	if got := s.RefreshTokenUses(rtBefore); got != 1 {
 		t.Errorf("the refresh token current before rotate was used %d times, want 1", got)
 	}
-	rtAfter := s.currentRefresh()
+	rtAfter = s.currentRefresh()
 	if rtAfter == rtBefore {
 		t.Error("simulator (rotation=rotate) did not issue a new refresh token")
 	}
-	creds2 := readCreds(t, c, mountPath, 0)
+	creds2 = readCreds(t, c, mountPath, 0)
 	if accessToken(creds2) == accessToken(creds1) {
 		t.Error("creds after rotate returned the old access token")
 	}
+	return rtBefore, rtAfter, creds2
+}
 
+// lifecycleConfigRead: the config read shows none of the secrets and the expected status fields.
+func lifecycleConfigRead(t *testing.T, s *sim, c *api.Client, secrets map[string]string) {
+	t.Helper()
 	// Config read: no secret, the expected status fields.
-	secrets := map[string]string{
-		"client secret": s.ClientSecret, "request token": reqTok, "refresh token": rtAfter,
-		"old refresh token": rtBefore, "access token": accessToken(creds2), "old access token": accessToken(creds1),
-	}
 	cfg := readConfig(t, c, mountPath)
 	mustNotContain(t, "concur/config", cfg, secrets)
 	for _, k := range []string{"client_secret", "request_token", "refresh_token", "access_token"} {
@@ -149,14 +178,17 @@ func TestLifecycle(t *testing.T) {
 			t.Errorf("config %s = %v, want RFC 3339", k, cfg[k])
 		}
 	}
+}
 
+// lifecycleRefreshTokenBootstrap bootstraps mount2 for a second company by a refresh token; it returns the company.
+func lifecycleRefreshTokenBootstrap(t *testing.T, s *sim, c *api.Client) string {
+	t.Helper()
 	// Bootstrap by refresh token, on a second mount and company.
-	const mount2 = "concur-rt"
 	company2 := randUUID()
 	s.AddCompany(company2, "")
 	EnablePlugin(t, c, mount2, pluginVersion)
 	seeded := s.NewRefreshToken(s.ClientID, company2)
-	_, err = c.Logical().Write(mount2+"/config", s.configData(map[string]any{"company_uuid": company2, "refresh_token": seeded}))
+	_, err := c.Logical().Write(mount2+"/config", s.configData(map[string]any{"company_uuid": company2, "refresh_token": seeded}))
 	if err != nil {
 		t.Fatalf("write %s/config with refresh_token: %v", mount2, err)
 	}
@@ -173,13 +205,18 @@ func TestLifecycle(t *testing.T) {
 	cfg2 := readConfig(t, c, mount2)
 	mustNotContain(t, mount2+"/config", cfg2, map[string]string{"seeded refresh token": seeded,
 		"refresh token": s.CurrentRefreshToken(s.ClientID, company2), "client secret": s.ClientSecret})
+	return company2
+}
 
+// lifecycleDelete: delete forgets settings and tokens; with revoke=true it also disconnects at Concur.
+func lifecycleDelete(t *testing.T, s *sim, c *api.Client, company2 string) {
+	t.Helper()
 	// Delete: settings and tokens are gone.
 	if _, err := c.Logical().Delete("concur/config"); err != nil {
 		t.Fatalf("delete concur/config: %v", err)
 	}
-	_, err = c.Logical().Read("concur/creds")
-	re = wantStatus(t, err, 400, "creds after delete")
+	_, err := c.Logical().Read("concur/creds")
+	re := wantStatus(t, err, 400, "creds after delete")
 	if !strings.Contains(errText(re), "not configured") {
 		t.Errorf("creds after delete: want %q, got %q", "not configured", errText(re))
 	}

@@ -28,20 +28,6 @@ path "concur/profile/*" { capabilities = ["read"] }`,
 			t.Fatalf("put policy %s: %v", name, err)
 		}
 	}
-	tokenWith := func(policies ...string) *api.Client {
-		t.Helper()
-		sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: policies, TTL: "1h"})
-		if err != nil {
-			t.Fatalf("create token with %v: %v", policies, err)
-		}
-		c, err := root.Clone()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.SetToken(sec.Auth.ClientToken)
-		return c
-	}
-
 	type access struct {
 		creds, profileByID, profileSearch bool
 	}
@@ -50,9 +36,9 @@ path "concur/profile/*" { capabilities = ["read"] }`,
 		client *api.Client
 		want   access
 	}{
-		{"creds-only", tokenWith("concur-creds"), access{creds: true}},
-		{"profile-only", tokenWith("concur-profile"), access{profileByID: true, profileSearch: true}},
-		{"neither", tokenWith("default"), access{}},
+		{"creds-only", clientWithPolicies(t, root, "concur-creds"), access{creds: true}},
+		{"profile-only", clientWithPolicies(t, root, "concur-profile"), access{profileByID: true, profileSearch: true}},
+		{"neither", clientWithPolicies(t, root, "default"), access{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

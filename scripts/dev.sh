@@ -8,7 +8,7 @@
 # concur/config against the simulator with a fresh company request token, and prints what to
 # try. Ctrl-C stops everything it started. Every run gets a fresh directory under .dev/.
 #
-# Environment: VERSION (plugin version, default v0.1.0), DEV_VAULT_PORT (default 8200 when
+# Environment: VERSION (plugin version, default v0.2.0), DEV_VAULT_PORT (default 8200 when
 # free, else a free port), DEV_SIM_PORT (default 0: a free port), DEV_ROOT_TOKEN (default
 # "root"), DEV_LOG_LEVEL (Vault log level, default debug), DEV_ROTATION (simulator
 # refresh-token rotation: stable|rotate|grace, default rotate).
@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
-VERSION=${VERSION:-v0.1.0}
+VERSION=${VERSION:-v0.2.0}
 ROOT_TOKEN=${DEV_ROOT_TOKEN:-root}
 LOG_LEVEL=${DEV_LOG_LEVEL:-debug}
 ROTATION=${DEV_ROTATION:-rotate}
@@ -125,6 +125,10 @@ cat <<EOF
     $VAULT_REL read concur/config
 
   Also: $VAULT_REL write -f concur/rotate; $VAULT_REL read concur/profile user_name=<userName>
+  Another company (as a partner connects one): curl -s -XPOST $SIM_URL/_sim/companies
+    answers company_uuid and request_token; then
+    $VAULT_REL write concur/companies/<company_uuid> company_uuid=<company_uuid> request_token=<request_token>
+    $VAULT_REL read concur/companies/<company_uuid>/creds
   Simulator: $SIM_URL (admin API under $SIM_URL/_sim/: users, stats, fault, revoke, ...)
   Logs: ${RUN#"$ROOT"/}/vault.log and ${RUN#"$ROOT"/}/sim.log
 

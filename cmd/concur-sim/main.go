@@ -32,7 +32,7 @@ import (
 const (
 	defaultListen       = "127.0.0.1:18080"
 	defaultClientID     = "5f0d6d0c-5b0e-4a77-9c61-3f1e4b0c2a11"
-	defaultClientSecret = "0b6b4f3e-9a4e-4d6f-8f5c-7d7e2c1a9b00"
+	defaultClientSecret = "0b6b4f3e-9a4e-4d6f-8f5c-7d7e2c1a9b00" //nolint:gosec // G101: the simulator's own, documented above
 	defaultCompanyUUID  = "aa076ada-80a9-4f57-8e98-9300b1c3171d"
 	shutdownTimeout     = 10 * time.Second
 	maxCompanies        = 1_000_000 // a typo guard: 10,000 is the goal scale
@@ -104,9 +104,19 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.refreshToken, "refresh-token", "", "refresh token to register as live (none if empty)")
 	fs.StringVar(&c.rotation, "rotation", "stable", "refresh-token rotation: stable, rotate or grace")
 	fs.DurationVar(&c.grace, "grace", concurtest.DefaultGraceWindow, "grace window of the old refresh token in grace rotation")
-	fs.IntVar(&c.requestTokenUses, "request-token-uses", concurtest.DefaultRequestUses, "successful grants per request token (negative: unlimited)")
+	fs.IntVar(
+		&c.requestTokenUses,
+		"request-token-uses",
+		concurtest.DefaultRequestUses,
+		"successful grants per request token (negative: unlimited)",
+	)
 	fs.DurationVar(&c.requestTokenTTL, "request-token-ttl", concurtest.DefaultRequestTokenTTL, "request token lifetime")
-	fs.DurationVar(&c.accessTokenTTL, "access-token-ttl", concurtest.AccessTokenLifetime, "access token lifetime (expires_in); shorten it to watch renewals")
+	fs.DurationVar(
+		&c.accessTokenTTL,
+		"access-token-ttl",
+		concurtest.AccessTokenLifetime,
+		"access token lifetime (expires_in); shorten it to watch renewals",
+	)
 	fs.IntVar(&c.users, "users", concurtest.DefaultUsers, "simulated Identity users of the company")
 	fs.IntVar(&c.companies, "companies", 0, fmt.Sprintf("extra companies of the client to create at start, spread over the "+
 		"data centres in turn, %d users each (GET /_sim/companies lists them; POST /_sim/request-token with their "+
@@ -250,7 +260,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
-	l, err := net.Listen("tcp", c.listen)
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", c.listen)
 	if err != nil {
 		fmt.Fprintln(stderr, "concur-sim:", err)
 		return 1

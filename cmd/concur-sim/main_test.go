@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -118,15 +119,27 @@ func (s *sim) shutdown(t *testing.T) {
 	s.done <- 0 // for the cleanup
 }
 
+// get is c.Get with a request context.
+func get(c *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(req)
+}
+
 func postJSON(t *testing.T, c *http.Client, u string, form url.Values) (int, map[string]any) {
 	t.Helper()
-	var resp *http.Response
-	var err error
+	payload, ctype := strings.NewReader("{}"), "application/json"
 	if form != nil {
-		resp, err = c.PostForm(u, form)
-	} else {
-		resp, err = c.Post(u, "application/json", strings.NewReader("{}"))
+		payload, ctype = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
 	}
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, u, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +173,7 @@ func TestRunDefaults(t *testing.T) {
 	if status != 400 {
 		t.Errorf("empty fault accepted: %d", status)
 	}
-	resp, err := c.Get(s.url + "/_sim/users")
+	resp, err := get(c, s.url+"/_sim/users")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +183,7 @@ func TestRunDefaults(t *testing.T) {
 	if len(users) != 25 || !strings.HasSuffix(users[0]["userName"], "@aa076ada.example") {
 		t.Errorf("users: %v", users)
 	}
-	resp, err = c.Get(s.url + "/_sim/stats")
+	resp, err = get(c, s.url+"/_sim/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +207,8 @@ func TestRunDefaults(t *testing.T) {
 			t.Errorf("stderr shows a secret")
 		}
 	}
-	if _, err := c.Get(s.url + "/_sim/stats"); err == nil {
+	if resp, err := get(c, s.url+"/_sim/stats"); err == nil {
+		resp.Body.Close()
 		t.Error("still serving after shutdown")
 	}
 }
@@ -238,7 +252,11 @@ func TestRunSeededTokensAndDataCenters(t *testing.T) {
 
 func getJSON(t *testing.T, c *http.Client, u string, v any) int {
 	t.Helper()
-	resp, err := c.Get(u)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +286,13 @@ func TestRunCompanies(t *testing.T) {
 	if strings.Join(dcs, ",") != "us2,eu2,us2" {
 		t.Errorf("--companies 3 over glz,us2,eu2 live in %v", dcs)
 	}
-	resp, err := c.Post(s.url+"/_sim/companies", "application/json", strings.NewReader(`{"data_center":"eu2"}`))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.url+"/_sim/companies",
+		strings.NewReader(`{"data_center":"eu2"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,7 +327,7 @@ func TestRunTLS(t *testing.T) {
 		t.Fatalf("URL %s", s.url)
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := c.Get(s.url + "/_sim/stats")
+	resp, err := get(c, s.url+"/_sim/stats")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +362,7 @@ func TestRunBadFlags(t *testing.T) {
 		t.Errorf("--help: exit %d\n%s", code, stderr.String())
 	}
 	// A busy address is an error, not a hang.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +26,7 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 	const version = "v9.8.7-releasetest"
 	dist := t.TempDir()
 	platform := runtime.GOOS + "/" + runtime.GOARCH
-	script := exec.Command("bash", filepath.Join("..", "..", "scripts", "release.sh"))
+	script := exec.CommandContext(context.Background(), "bash", filepath.Join("..", "..", "scripts", "release.sh"))
 	script.Env = append(os.Environ(), "VERSION="+version, "DIST="+dist, "PLATFORMS="+platform)
 	if out, err := script.CombinedOutput(); err != nil {
 		t.Fatalf("release.sh: %v\n%s", err, out)
@@ -35,7 +36,7 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	out, err := exec.Command(bin, "-version").CombinedOutput()
+	out, err := exec.CommandContext(context.Background(), bin, "-version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s -version: %v\n%s", bin, err, out)
 	}
@@ -44,7 +45,7 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 	}
 
 	check := func() *exec.Cmd {
-		c := exec.Command("sha256sum", "--check", "--strict", "SHA256SUMS")
+		c := exec.CommandContext(context.Background(), "sha256sum", "--check", "--strict", "SHA256SUMS")
 		c.Dir = dist
 		return c
 	}
@@ -71,7 +72,7 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 
 func TestReleaseRefusesANonCanonicalVersion(t *testing.T) {
 	for _, v := range []string{"", "0.2.0", "v0.2", "v0.2.0 rm"} {
-		script := exec.Command("bash", filepath.Join("..", "..", "scripts", "release.sh"))
+		script := exec.CommandContext(context.Background(), "bash", filepath.Join("..", "..", "scripts", "release.sh"))
 		script.Env = append(os.Environ(), "VERSION="+v, "DIST="+t.TempDir(), "PLATFORMS=none/none")
 		out, err := script.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "VERSION must be") {

@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -12,9 +13,9 @@ func TestAdminEndpoints(t *testing.T) {
 	s.EnableAdmin(testClient, testCompany)
 	call := func(method, path string, body any) reply {
 		t.Helper()
-		req, _ := http.NewRequest(method, s.URL+path, nil)
+		req, _ := http.NewRequestWithContext(context.Background(), method, s.URL+path, nil)
 		if body != nil {
-			req, _ = http.NewRequest(method, s.URL+path, jsonBody(body))
+			req, _ = http.NewRequestWithContext(context.Background(), method, s.URL+path, jsonBody(body))
 			req.Header.Set("Content-Type", "application/json")
 		}
 		return do(t, s.Client(), req)
@@ -39,7 +40,9 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatal("seeded refresh token not valid")
 	}
 
-	if r := call(http.MethodPost, "/_sim/fault", map[string]any{"endpoint": "token", "count": 2, "kind": "status", "status": 429, "retry_after": "0"}); r.status != 200 {
+	if r := call(http.MethodPost, "/_sim/fault", map[string]any{
+		"endpoint": "token", "count": 2, "kind": "status", "status": 429, "retry_after": "0",
+	}); r.status != 200 {
 		t.Fatalf("fault: %d %s", r.status, r.raw)
 	}
 	if s.PendingFaults(EndpointToken) != 2 {

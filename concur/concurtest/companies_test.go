@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,9 +12,9 @@ import (
 
 func adminDo(t *testing.T, s *Server, method, path string, body any) reply {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.URL+path, nil)
+	req, _ := http.NewRequestWithContext(context.Background(), method, s.URL+path, nil)
 	if body != nil {
-		req, _ = http.NewRequest(method, s.URL+path, jsonBody(body))
+		req, _ = http.NewRequestWithContext(context.Background(), method, s.URL+path, jsonBody(body))
 		req.Header.Set("Content-Type", "application/json")
 	}
 	return do(t, s.Client(), req)
@@ -238,7 +239,7 @@ func BenchmarkRefreshGrant10kCompanies(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				body := refreshForm(tokens[i%n]).Encode()
-				req := httptest.NewRequest(http.MethodPost, "/oauth2/v0/token", strings.NewReader(body))
+				req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/oauth2/v0/token", strings.NewReader(body))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)

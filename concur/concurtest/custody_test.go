@@ -291,7 +291,7 @@ func TestAdminCustodyKnobs(t *testing.T) {
 	s.EnableAdmin(testClient, testCompany)
 	post := func(path string, body any) reply {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, s.URL+path, jsonBody(body))
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+path, jsonBody(body))
 		return do(t, s.Client(), req)
 	}
 	if r := post("/_sim/fault", map[string]any{"endpoint": "token", "kind": "oauth-error", "code": 999}); r.status != 400 ||

@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -87,19 +88,21 @@ func searchBody(filter string, extra string) string {
 }
 
 func docsExamples(s *Server) []docsExample {
-	users := s.Users(testCompany)
-	john := usersWhere(func(i int) bool { return i%11 == 7 }) // the generator's givenName "John"
-	active := usersWhere(func(i int) bool { return i%7 != 0 })
-	sample := users[6] // user 7: John Backus
-	johnBackus := usersWhere(func(i int) bool { return i%11 == 7 && i%13 == 7 })
-	adaLovelace := usersWhere(func(i int) bool { return i%11 == 0 && i%13 == 0 })
+	// In this order: the bodies ask the simulator for request and refresh tokens as they are built.
+	out := docsOAuthAndV4Examples(s)
+	out = append(out, docsV41Examples(s)...)
+	return append(out, docsSearchExamples(s)...)
+}
+
+// docsSample is user 7, John Backus: the user the examples look up.
+func docsSample(s *Server) User {
+	return s.Users(testCompany)[6]
+}
+
+// docsOAuthAndV4Examples: the token endpoint's documented grants and errors, and Identity v4.
+func docsOAuthAndV4Examples(s *Server) []docsExample {
+	sample := docsSample(s)
 	form := "application/x-www-form-urlencoded"
-	search := usersPathV41 + searchSuffix
-	v41 := map[string]string{"Accept": "application/json", "Content-Type": "application/json"}
-	sr := func(name, filter, extra string, status int, check func(*testing.T, reply)) docsExample {
-		return docsExample{name: name, source: "D-SRCH", method: http.MethodPost, path: search, header: v41,
-			body: searchBody(filter, extra), status: status, check: check}
-	}
 	return []docsExample{
 		{name: "tutorial 1 password grant", source: "S-T1 GetRefreshToken.js", method: http.MethodPost, path: "/oauth2/v0/token",
 			header: map[string]string{"Content-Type": form}, noToken: true, status: 200,
@@ -208,6 +211,13 @@ func docsExamples(s *Server) []docsExample {
 					t.Errorf("detail %v", r.body["detail"])
 				}
 			}},
+	}
+}
+
+// docsV41Examples: Identity v4.1 lists and users.
+func docsV41Examples(s *Server) []docsExample {
+	sample := docsSample(s)
+	return []docsExample{
 		{name: "v4.1 list", source: "D-ID41 Retrieve Users", method: http.MethodGet, path: usersPathV41,
 			header: map[string]string{"Accept": "application/json"},
 			status: 200, check: func(t *testing.T, r reply) {
@@ -235,6 +245,23 @@ func docsExamples(s *Server) []docsExample {
 					t.Errorf("meta.location %v does not echo v4.1", meta["location"])
 				}
 			}},
+	}
+}
+
+// docsSearchExamples: v4.1 .search with the documented filters, and the simulator's documented limits.
+func docsSearchExamples(s *Server) []docsExample {
+	john := usersWhere(func(i int) bool { return i%11 == 7 }) // the generator's givenName "John"
+	active := usersWhere(func(i int) bool { return i%7 != 0 })
+	sample := docsSample(s)
+	johnBackus := usersWhere(func(i int) bool { return i%11 == 7 && i%13 == 7 })
+	adaLovelace := usersWhere(func(i int) bool { return i%11 == 0 && i%13 == 0 })
+	search := usersPathV41 + searchSuffix
+	v41 := map[string]string{"Accept": "application/json", "Content-Type": "application/json"}
+	sr := func(name, filter, extra string, status int, check func(*testing.T, reply)) docsExample {
+		return docsExample{name: name, source: "D-SRCH", method: http.MethodPost, path: search, header: v41,
+			body: searchBody(filter, extra), status: status, check: check}
+	}
+	return []docsExample{
 		sr("search active, attributes active", "active eq true", `"attributes":["active"]`, 200, listCheck(active, DefaultUserCountV41, true)),
 		sr("search without filter", "", `"attributes":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:companyId"]`, 200,
 			func(t *testing.T, r reply) {
@@ -317,7 +344,7 @@ func TestDocsExamples(t *testing.T) {
 			} else {
 				body = strings.NewReader("")
 			}
-			req, _ := http.NewRequest(ex.method, s.URLOf(dc)+ex.path, body)
+			req, _ := http.NewRequestWithContext(context.Background(), ex.method, s.URLOf(dc)+ex.path, body)
 			if !ex.noToken {
 				req.Header.Set("Authorization", "Bearer "+token)
 			}
@@ -392,7 +419,7 @@ func TestV41CursorPaging(t *testing.T) {
 
 func postJSONBody(t *testing.T, s *Server, path, token, body string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(body))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	return do(t, s.Client(), req)

@@ -108,7 +108,11 @@ func TestFaultDelay(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	start = time.Now()
-	if _, err := s.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
+	resp, err := s.Client().Do(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want deadline exceeded, got %v", err)
 	}
 	if time.Since(start) > 10*time.Second {
@@ -160,7 +164,9 @@ func TestFaultDrop(t *testing.T) {
 		tok := s.NewRefreshToken(testClient, testCompany)
 		c := freshClient(s)
 		s.InjectFault(EndpointToken, 1, Fault{Kind: FaultDrop})
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()))
+		req, _ := http.NewRequestWithContext(
+			context.Background(), http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()),
+		)
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		resp, err := c.Do(req)
 		if err == nil {
@@ -170,7 +176,7 @@ func TestFaultDrop(t *testing.T) {
 		if !s.RefreshTokenValid(tok) {
 			t.Fatalf("tls=%v: drop rotated the token", tls)
 		}
-		req, _ = http.NewRequest(http.MethodGet, s.URL+usersPath, nil)
+		req, _ = http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+usersPath, nil)
 		s.InjectFault(EndpointUsers, 1, Fault{Kind: FaultDrop})
 		if resp, err := c.Do(req); err == nil {
 			resp.Body.Close()
@@ -186,7 +192,9 @@ func TestFaultDropAfter(t *testing.T) {
 	s := newSim(t, Options{Rotation: RotationRotate})
 	tok := s.NewRefreshToken(testClient, testCompany)
 	s.InjectFault(EndpointToken, 1, Fault{Kind: FaultDropAfter})
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()))
+	req, _ := http.NewRequestWithContext(
+		context.Background(), http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()),
+	)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if resp, err := freshClient(s).Do(req); err == nil {
 		resp.Body.Close()
@@ -203,7 +211,9 @@ func TestFaultDropAfter(t *testing.T) {
 	g := newSim(t, Options{Rotation: RotationGrace})
 	tok = g.NewRefreshToken(testClient, testCompany)
 	g.InjectFault(EndpointToken, 1, Fault{Kind: FaultDropAfter})
-	req, _ = http.NewRequest(http.MethodPost, g.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()))
+	req, _ = http.NewRequestWithContext(
+		context.Background(), http.MethodPost, g.URL+"/oauth2/v0/token", strings.NewReader(refreshForm(tok).Encode()),
+	)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if resp, err := freshClient(g).Do(req); err == nil {
 		resp.Body.Close()
@@ -243,7 +253,7 @@ func TestCorrelationIDEverywhere(t *testing.T) {
 		t.Errorf("unknown paths: %d %d", replies[5].status, replies[6].status)
 	}
 	// A client-supplied id is echoed.
-	req, _ := http.NewRequest(http.MethodGet, s.URL+usersPath, nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+usersPath, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("concur-correlationid", "my-trace-123")
 	if r := do(t, s.Client(), req); r.header.Get("Concur-Correlationid") != "my-trace-123" {
@@ -257,7 +267,7 @@ func TestMethodNotAllowed(t *testing.T) {
 	if r.status != 405 || r.body["error"] != "invalid_request" {
 		t.Errorf("GET token: %d %s", r.status, r.raw)
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.URL+usersPath, nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+usersPath, nil)
 	if r := do(t, s.Client(), req); r.status != 405 {
 		t.Errorf("POST users: %d", r.status)
 	}

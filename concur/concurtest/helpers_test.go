@@ -2,6 +2,7 @@ package concurtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -65,7 +66,7 @@ func do(t *testing.T, c *http.Client, req *http.Request) reply {
 
 func postForm(t *testing.T, s *Server, base string, form url.Values) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/oauth2/v0/token", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/oauth2/v0/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return do(t, s.Client(), req)
 }
@@ -97,7 +98,7 @@ func refresh(t *testing.T, s *Server, token string) reply {
 
 func get(t *testing.T, s *Server, path, bearer string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+path, nil)
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
 	}

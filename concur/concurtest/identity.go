@@ -329,50 +329,67 @@ func parseAttrList(v string) ([]attrPath, error) {
 	schema := userSchema()
 	var out []attrPath
 	for _, raw := range strings.Split(v, ",") {
-		p := strings.TrimSpace(raw)
-		lower := strings.ToLower(p)
-		top, sub := lower, ""
-		switch {
-		case strings.HasPrefix(lower, strings.ToLower(SchemaEnterpriseUser)),
-			strings.HasPrefix(lower, strings.ToLower(SchemaSAPUser)):
-			urn := strings.ToLower(SchemaEnterpriseUser)
-			if !strings.HasPrefix(lower, urn) {
-				urn = strings.ToLower(SchemaSAPUser)
-			}
-			top, sub = urn, strings.TrimPrefix(strings.TrimPrefix(lower, urn), ":")
-			if sub != "" && !strings.HasPrefix(lower, urn+":") {
-				return nil, &paramError{"Invalid attribute path [" + p + "]"}
-			}
-		default:
-			lower = strings.TrimPrefix(lower, strings.ToLower(SchemaCoreUser)+":")
-			top, sub, _ = strings.Cut(lower, ".")
-		}
-		entry, ok := schema[top]
-		if !ok {
-			return nil, &paramError{"Invalid attribute path [" + p + "]"}
-		}
-		path := attrPath{top: entry[0]}
-		if sub != "" {
-			for _, s := range entry[1:] {
-				if strings.EqualFold(s, sub) {
-					path.sub = s
-				}
-			}
-			if path.sub == "" {
-				return nil, &paramError{"Invalid attribute path [" + p + "]"}
-			}
+		path, err := parseAttr(schema, strings.TrimSpace(raw))
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, path)
 	}
 	return out, nil
 }
 
+// parseAttr resolves one attribute name against the schema, spelt as the schema spells it.
+func parseAttr(schema map[string][]string, p string) (attrPath, error) {
+	bad := &paramError{"Invalid attribute path [" + p + "]"}
+	top, sub, ok := splitAttr(strings.ToLower(p))
+	if !ok {
+		return attrPath{}, bad
+	}
+	entry, ok := schema[top]
+	if !ok {
+		return attrPath{}, bad
+	}
+	path := attrPath{top: entry[0]}
+	if sub == "" {
+		return path, nil
+	}
+	for _, s := range entry[1:] {
+		if strings.EqualFold(s, sub) {
+			path.sub = s
+		}
+	}
+	if path.sub == "" {
+		return attrPath{}, bad
+	}
+	return path, nil
+}
+
+// splitAttr splits a lower-cased name into attribute and sub-attribute: an
+// extension schema URN with an optional ":attr", else a core name (its URN
+// prefix optional) with an optional ".sub".
+func splitAttr(lower string) (top, sub string, ok bool) {
+	for _, urn := range []string{strings.ToLower(SchemaEnterpriseUser), strings.ToLower(SchemaSAPUser)} {
+		if !strings.HasPrefix(lower, urn) {
+			continue
+		}
+		sub = strings.TrimPrefix(strings.TrimPrefix(lower, urn), ":")
+		if sub != "" && !strings.HasPrefix(lower, urn+":") {
+			return "", "", false
+		}
+		return urn, sub, true
+	}
+	lower = strings.TrimPrefix(lower, strings.ToLower(SchemaCoreUser)+":")
+	top, sub, _ = strings.Cut(lower, ".")
+	return top, sub, true
+}
+
 // scopeAttributes maps the token's identity.user.*.read scopes to the
 // top-level attributes they reveal (reference 7.2). Empty: no read scope.
 func scopeAttributes(scopes []string) map[string]bool {
 	byScope := map[string][]string{
-		ScopeIdentityIDsRead:  {"id", "userName", "externalId"},
-		ScopeIdentityCoreRead: {"id", "active", "displayName", "name", "localeOverrides", "meta", "preferredLanguage", "timezone", "title", "nickName"},
+		ScopeIdentityIDsRead: {"id", "userName", "externalId"},
+		ScopeIdentityCoreRead: {"id", "active", "displayName", "name", "localeOverrides", "meta", "preferredLanguage",
+			"timezone", "title", "nickName"},
 		ScopeIdentityCoreSensitiveRead: {"id", "addresses", "emails", "phoneNumbers", "emergencyContacts",
 			"dateOfBirth", "gender"},
 		ScopeIdentityEnterpriseRead: {"id", SchemaEnterpriseUser, "entitlements"},

@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -104,8 +105,12 @@ func TestIdentityScopes(t *testing.T) {
 		want   []string
 	}{
 		{[]string{ScopeIdentityIDsRead}, []string{"externalId", "id", "schemas", "userName"}},
-		{[]string{ScopeIdentityCoreRead}, []string{"active", "displayName", "id", "localeOverrides", "meta", "name", "nickName", "preferredLanguage", "schemas", "timezone", "title"}},
-		{[]string{ScopeIdentityCoreSensitiveRead}, []string{"addresses", "dateOfBirth", "emails", "emergencyContacts", "gender", "id", "phoneNumbers", "schemas"}},
+		{[]string{ScopeIdentityCoreRead}, []string{
+			"active", "displayName", "id", "localeOverrides", "meta", "name", "nickName", "preferredLanguage", "schemas", "timezone", "title",
+		}},
+		{[]string{ScopeIdentityCoreSensitiveRead}, []string{
+			"addresses", "dateOfBirth", "emails", "emergencyContacts", "gender", "id", "phoneNumbers", "schemas",
+		}},
 		{[]string{ScopeIdentityEnterpriseRead}, []string{"entitlements", "id", "schemas", SchemaEnterpriseUser}},
 		{[]string{ScopeIdentitySAPRead, ScopeOpenID}, []string{"id", "schemas", SchemaSAPUser}},
 	}
@@ -224,7 +229,7 @@ func TestIdentityUnauthorized(t *testing.T) {
 		if r := get(t, s, usersPath, ""); r.status != 401 || r.header.Get("Concur-Correlationid") == "" {
 			t.Errorf("missing bearer: %d", r.status)
 		}
-		req, _ := http.NewRequest(http.MethodGet, s.URL+usersPath, nil)
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+usersPath, nil)
 		req.Header.Set("Authorization", "Basic Zm9vOmJhcg==")
 		if r := do(t, s.Client(), req); r.status != 401 {
 			t.Errorf("basic auth: %d", r.status)
@@ -234,7 +239,7 @@ func TestIdentityUnauthorized(t *testing.T) {
 		}
 		tok := accessTokenFor(t, s)
 		// The docs write BEARER in capitals; accept any case.
-		req, _ = http.NewRequest(http.MethodGet, s.URL+usersPath, nil)
+		req, _ = http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+usersPath, nil)
 		req.Header.Set("Authorization", "BEARER "+tok)
 		if r := do(t, s.Client(), req); r.status != 200 {
 			t.Errorf("BEARER: %d", r.status)

@@ -28,7 +28,7 @@ type jwtSigner struct {
 // (the least crypto/rsa accepts by default): nothing trusts a simulator's
 // signature, and 2048-bit signing was most of the CPU of partner-scale tests.
 var processSigningKey = sync.OnceValue(func() *rsa.PrivateKey {
-	key, err := rsa.GenerateKey(rand.Reader, 1024)
+	key, err := rsa.GenerateKey(rand.Reader, 1024) //nolint:gosec // G403: a simulator's key (see above)
 	if err != nil {
 		panic("concurtest: generating the token signing key: " + err.Error())
 	}

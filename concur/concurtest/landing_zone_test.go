@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -9,7 +10,7 @@ import (
 
 func getAt(t *testing.T, s *Server, base, path, bearer string) reply {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	return do(t, s.Client(), req)
 }
@@ -101,7 +102,7 @@ func TestLandingZoneIsNoHomeForCompanies(t *testing.T) {
 		}()
 		s.AddCompany(other, LandingZone)
 	}()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

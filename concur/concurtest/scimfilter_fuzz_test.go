@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,7 @@ func FuzzSearchFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, filter string) {
 		n, err := parseSearchFilter(filter)
 		if err != nil {
-			if _, ok := err.(*filterError); !ok {
+			if fe := (*filterError)(nil); !errors.As(err, &fe) {
 				t.Fatalf("%q: error of type %T", filter, err)
 			}
 			return

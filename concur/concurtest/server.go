@@ -178,50 +178,10 @@ func NewServerOn(l net.Listener, opts Options) (*Server, error) {
 }
 
 func newServer(first net.Listener, opts Options) (*Server, error) {
-	if opts.Clock == nil {
-		opts.Clock = NewClock(time.Now())
+	opts = withDefaults(opts)
+	if err := checkOptions(opts); err != nil {
+		return nil, err
 	}
-	if opts.Rotation == "" {
-		opts.Rotation = RotationStable
-	}
-	if opts.AccessTokenTTL <= 0 {
-		opts.AccessTokenTTL = AccessTokenLifetime
-	}
-	if !opts.Rotation.valid() {
-		return nil, fmt.Errorf("unknown rotation %q", opts.Rotation)
-	}
-	if opts.GraceWindow == 0 {
-		opts.GraceWindow = DefaultGraceWindow
-	}
-	if opts.RequestTokenUses == 0 {
-		opts.RequestTokenUses = DefaultRequestUses
-	}
-	if opts.RequestTokenTTL == 0 {
-		opts.RequestTokenTTL = DefaultRequestTokenTTL
-	}
-	if len(opts.DataCenters) == 0 {
-		opts.DataCenters = []string{DefaultDataCenter}
-	}
-	if opts.RefreshErrorStatus == 0 {
-		opts.RefreshErrorStatus = http.StatusBadRequest
-	}
-	if opts.UnauthorizedStatus == 0 {
-		opts.UnauthorizedStatus = http.StatusUnauthorized
-	}
-	if opts.Users == 0 {
-		opts.Users = DefaultUsers
-	}
-	seen := map[string]bool{}
-	for _, n := range opts.DataCenters {
-		if n == "" || seen[n] {
-			return nil, fmt.Errorf("data centre names must be unique and non-empty: %q", opts.DataCenters)
-		}
-		seen[n] = true
-	}
-	if len(seen) == 1 && seen[LandingZone] {
-		return nil, fmt.Errorf("the landing zone %q needs a data centre for companies to live in", LandingZone)
-	}
-
 	s := &Server{
 		Clock:         opts.Clock,
 		opts:          opts,
@@ -250,37 +210,95 @@ func newServer(first net.Listener, opts Options) (*Server, error) {
 	for i, name := range opts.DataCenters {
 		ln := first
 		if i > 0 || ln == nil {
-			if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			if ln, err = (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0"); err != nil {
 				s.Close()
 				return nil, err
 			}
 		}
-		dc := &dataCenter{name: name, calls: map[Endpoint]int{}}
-		scheme := "http"
-		if tlsConf != nil {
-			scheme = "https"
-		}
-		dc.url = scheme + "://" + loopbackAddr(ln.Addr())
-		if tlsConf != nil {
-			ln = tls.NewListener(ln, tlsConf)
-		}
-		dc.ln = ln
-		dc.handler = &dcHandler{s: s, dc: dc}
-		dc.srv = &http.Server{
-			Handler:           dc.handler,
-			ReadHeaderTimeout: 30 * time.Second,
-			// HTTP/2 is off so that the drop faults can hijack the connection.
-			TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
-			ErrorLog:     log.New(logWriter{s}, "", 0),
-		}
-		s.dcs = append(s.dcs, dc)
-		if !dc.isLandingZone() {
-			s.homes = append(s.homes, dc)
-		}
-		go func() { _ = dc.srv.Serve(ln) }()
+		s.serveDataCenter(name, ln, tlsConf)
 	}
 	s.URL = s.dcs[0].url
 	return s, nil
+}
+
+// withDefaults fills in every option left at its zero value.
+func withDefaults(opts Options) Options {
+	if opts.Clock == nil {
+		opts.Clock = NewClock(time.Now())
+	}
+	if opts.Rotation == "" {
+		opts.Rotation = RotationStable
+	}
+	if opts.AccessTokenTTL <= 0 {
+		opts.AccessTokenTTL = AccessTokenLifetime
+	}
+	if opts.GraceWindow == 0 {
+		opts.GraceWindow = DefaultGraceWindow
+	}
+	if opts.RequestTokenUses == 0 {
+		opts.RequestTokenUses = DefaultRequestUses
+	}
+	if opts.RequestTokenTTL == 0 {
+		opts.RequestTokenTTL = DefaultRequestTokenTTL
+	}
+	if len(opts.DataCenters) == 0 {
+		opts.DataCenters = []string{DefaultDataCenter}
+	}
+	if opts.RefreshErrorStatus == 0 {
+		opts.RefreshErrorStatus = http.StatusBadRequest
+	}
+	if opts.UnauthorizedStatus == 0 {
+		opts.UnauthorizedStatus = http.StatusUnauthorized
+	}
+	if opts.Users == 0 {
+		opts.Users = DefaultUsers
+	}
+	return opts
+}
+
+// checkOptions rejects options no server can run with.
+func checkOptions(opts Options) error {
+	if !opts.Rotation.valid() {
+		return fmt.Errorf("unknown rotation %q", opts.Rotation)
+	}
+	seen := map[string]bool{}
+	for _, n := range opts.DataCenters {
+		if n == "" || seen[n] {
+			return fmt.Errorf("data centre names must be unique and non-empty: %q", opts.DataCenters)
+		}
+		seen[n] = true
+	}
+	if len(seen) == 1 && seen[LandingZone] {
+		return fmt.Errorf("the landing zone %q needs a data centre for companies to live in", LandingZone)
+	}
+	return nil
+}
+
+// serveDataCenter starts data centre name on ln (wrapped in TLS when tlsConf is set).
+func (s *Server) serveDataCenter(name string, ln net.Listener, tlsConf *tls.Config) {
+	dc := &dataCenter{name: name, calls: map[Endpoint]int{}}
+	scheme := "http"
+	if tlsConf != nil {
+		scheme = "https"
+	}
+	dc.url = scheme + "://" + loopbackAddr(ln.Addr())
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	dc.ln = ln
+	dc.handler = &dcHandler{s: s, dc: dc}
+	dc.srv = &http.Server{
+		Handler:           dc.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		// HTTP/2 is off so that the drop faults can hijack the connection.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ErrorLog:     log.New(logWriter{s}, "", 0),
+	}
+	s.dcs = append(s.dcs, dc)
+	if !dc.isLandingZone() {
+		s.homes = append(s.homes, dc)
+	}
+	go func() { _ = dc.srv.Serve(ln) }()
 }
 
 // loopbackAddr turns a wildcard listen address into one a client can dial.
@@ -517,12 +535,12 @@ func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // route maps a path to the endpoint it belongs to.
 func route(path string) (Endpoint, bool) {
-	switch {
-	case path == "/oauth2/v0/token":
+	switch path {
+	case "/oauth2/v0/token":
 		return EndpointToken, true
-	case path == "/app-mgmt/v0/connections":
+	case "/app-mgmt/v0/connections":
 		return EndpointConnections, true
-	case path == "/oauth2/v0/jwks":
+	case "/oauth2/v0/jwks":
 		return EndpointJWKS, true
 	}
 	if _, ok := parseIdentityPath(path); ok {

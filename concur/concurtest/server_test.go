@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -27,7 +28,7 @@ func TestConcurrentCounters(t *testing.T) {
 				if st := quietStatus(s, tokenRequest(s, refreshForm(tok))); st != 200 {
 					t.Errorf("refresh: %d", st)
 				}
-				req, _ := http.NewRequest(http.MethodGet, s.URL+usersPath, nil)
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+usersPath, nil)
 				req.Header.Set("Authorization", "Bearer "+access)
 				if st := quietStatus(s, req); st != 200 {
 					t.Errorf("users: %d", st)
@@ -91,7 +92,7 @@ func quietStatus(s *Server, req *http.Request) int {
 }
 
 func tokenRequest(s *Server, form url.Values) *http.Request {
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(form.Encode()))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return req
 }
@@ -124,7 +125,8 @@ func TestLogNeverShowsSecrets(t *testing.T) {
 			t.Errorf("log contains a secret %q:\n%s", secret, all)
 		}
 	}
-	if !strings.Contains(lines[0], "POST /oauth2/v0/token status=200 grant_type=password correlation_id="+r.header.Get("Concur-Correlationid")) {
+	want := "POST /oauth2/v0/token status=200 grant_type=password correlation_id=" + r.header.Get("Concur-Correlationid")
+	if !strings.Contains(lines[0], want) {
 		t.Errorf("line 0 = %q", lines[0])
 	}
 	if !strings.Contains(lines[2], "status=400") || !strings.Contains(lines[3], "GET "+usersPath+" status=200") ||
@@ -139,14 +141,15 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("URL = %s", s.URL)
 	}
 	grant(t, s) // through Server.Client(), which trusts the certificate
-	if resp, err := http.Get(s.URL + "/oauth2/v0/token"); err == nil {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL+"/oauth2/v0/token", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatal("an untrusting client should fail the handshake")
 	}
 }
 
 func TestNewServerOnAndDataCenters(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +190,7 @@ func TestNewServerOnAndDataCenters(t *testing.T) {
 func TestHandlerMounted(t *testing.T) {
 	s := newSim(t, Options{})
 	// Mount the handler behind a listener of the test's own.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

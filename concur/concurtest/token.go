@@ -67,7 +67,7 @@ func isForm(ct string, rejectCharset bool) bool {
 		return false
 	}
 	_, hasCharset := params["charset"]
-	return !(rejectCharset && hasCharset)
+	return !rejectCharset || !hasCharset
 }
 
 // peekedGrant is what the counters need from a token request.

@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -107,7 +108,8 @@ func TestTokenErrors(t *testing.T) {
 		{"no client_secret", with(pw, "client_secret", ""), 400, "invalid_request", CodeNoClientSecret},
 		{"unknown client", with(pw, "client_id", "nobody"), 400, "invalid_client", CodeClientNotFound},
 		{"bad secret", with(pw, "client_secret", "wrong"), 400, "invalid_client", CodeBadClientSecret},
-		{"disabled client", with(with(pw, "client_id", "disabled-client"), "client_secret", "disabled-secret"), 400, "access_denied", CodeClientDisabled},
+		{"disabled client", with(with(pw, "client_id", "disabled-client"), "client_secret", "disabled-secret"),
+			400, "access_denied", CodeClientDisabled},
 		{"no grant_type", with(pw, "grant_type", ""), 400, "invalid_request", CodeNoGrantType},
 		{"client_credentials", with(pw, "grant_type", "client_credentials"), 400, "invalid_grant", CodeGrantNotAllowed},
 		{"no username", with(pw, "username", ""), 400, "invalid_request", CodeNoUsername},
@@ -117,7 +119,8 @@ func TestTokenErrors(t *testing.T) {
 		{"unknown company", with(pw, "username", "99999999-2222-4333-8444-555555555555"), 400, "invalid_grant", CodeBadCredentials},
 		{"unknown request token", with(pw, "password", "at-nope"), 400, "invalid_grant", CodeBadCredentials},
 		{"token of other client", with(pw, "password", otherClientsToken), 400, "invalid_request", CodeAuthtokenNotForYou},
-		{"company not enabled", passwordForm("11111111-2222-4333-8444-555555555555", disabledCompanyToken), 403, "invalid_client", CodeCompanyNotEnabled},
+		{"company not enabled", passwordForm("11111111-2222-4333-8444-555555555555", disabledCompanyToken),
+			403, "invalid_client", CodeCompanyNotEnabled},
 		{"no refresh_token", with(refreshForm("x"), "refresh_token", ""), 400, "invalid_request", CodeNoRefreshToken},
 		{"unknown refresh_token", refreshForm("not-a-token"), 400, "invalid_grant", CodeBadRefreshToken},
 	}
@@ -149,7 +152,7 @@ func TestTokenEndpointFormOnly(t *testing.T) {
 	s := newSim(t, Options{RejectCharset: true})
 	rt := s.NewRequestToken(testClient, testCompany)
 	send := func(ct string, body string) reply {
-		req, _ := http.NewRequest(http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/oauth2/v0/token", strings.NewReader(body))
 		if ct != "" {
 			req.Header.Set("Content-Type", ct)
 		}
@@ -158,11 +161,14 @@ func TestTokenEndpointFormOnly(t *testing.T) {
 	js := `{"client_id":"` + testClient + `","client_secret":"` + testSecret + `","grant_type":"password"}`
 	wantOAuthError(t, send("application/json", js), 400, "invalid_request", CodeUnsupportedFormat)
 	wantOAuthError(t, send("", passwordForm(testCompany, rt).Encode()), 400, "invalid_request", CodeUnsupportedFormat)
-	wantOAuthError(t, send("application/x-www-form-urlencoded; charset=utf-8", passwordForm(testCompany, rt).Encode()), 400, "invalid_request", CodeUnsupportedFormat)
+	wantOAuthError(t, send("application/x-www-form-urlencoded; charset=utf-8", passwordForm(testCompany, rt).Encode()),
+		400, "invalid_request", CodeUnsupportedFormat)
 
 	// Credentials in the query string do not count.
 	q := passwordForm(testCompany, rt)
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/oauth2/v0/token?"+q.Encode(), strings.NewReader("grant_type=password"))
+	req, _ := http.NewRequestWithContext(
+		context.Background(), http.MethodPost, s.URL+"/oauth2/v0/token?"+q.Encode(), strings.NewReader("grant_type=password"),
+	)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	wantOAuthError(t, do(t, s.Client(), req), 400, "invalid_request", CodeNoClientID)
 
@@ -172,7 +178,7 @@ func TestTokenEndpointFormOnly(t *testing.T) {
 
 	// Without RejectCharset a charset is tolerated.
 	s2 := newSim(t, Options{})
-	req, _ = http.NewRequest(http.MethodPost, s2.URL+"/oauth2/v0/token",
+	req, _ = http.NewRequestWithContext(context.Background(), http.MethodPost, s2.URL+"/oauth2/v0/token",
 		strings.NewReader(passwordForm(testCompany, s2.NewRequestToken(testClient, testCompany)).Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	if r := do(t, s2.Client(), req); r.status != 200 {
@@ -445,7 +451,7 @@ func TestRevokeConnectionEndpoint(t *testing.T) {
 	access, tok := r.body["access_token"].(string), r.body["refresh_token"].(string)
 	other := s.NewRefreshToken(testClient, testCompany)
 
-	req, _ := http.NewRequest(http.MethodDelete, s.URL+"/app-mgmt/v0/connections", nil)
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodDelete, s.URL+"/app-mgmt/v0/connections", nil)
 	req.Header.Set("Authorization", "Bearer "+access)
 	del := do(t, s.Client(), req)
 	if del.status != 200 || del.header.Get("Concur-Correlationid") == "" {
@@ -461,12 +467,12 @@ func TestRevokeConnectionEndpoint(t *testing.T) {
 		t.Errorf("revoked bearer at Identity: %d", r.status)
 	}
 	// A second revocation with the dead token is unauthorized.
-	req, _ = http.NewRequest(http.MethodDelete, s.URL+"/app-mgmt/v0/connections", nil)
+	req, _ = http.NewRequestWithContext(context.Background(), http.MethodDelete, s.URL+"/app-mgmt/v0/connections", nil)
 	req.Header.Set("Authorization", "Bearer "+access)
 	if r := do(t, s.Client(), req); r.status != 401 {
 		t.Errorf("second revoke: %d", r.status)
 	}
-	req, _ = http.NewRequest(http.MethodDelete, s.URL+"/app-mgmt/v0/connections", nil)
+	req, _ = http.NewRequestWithContext(context.Background(), http.MethodDelete, s.URL+"/app-mgmt/v0/connections", nil)
 	if r := do(t, s.Client(), req); r.status != 401 {
 		t.Errorf("revoke without bearer: %d", r.status)
 	}

@@ -59,7 +59,9 @@ func companyLabel(companyUUID string) string {
 
 func generateUsers(companyUUID string, n int) []*simUser {
 	given := []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Ken", "Radia"}
-	family := []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Hamilton", "Thompson", "Perlman", "Ritchie", "Kay"}
+	family := []string{
+		"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Backus", "Hamilton", "Thompson", "Perlman", "Ritchie", "Kay",
+	}
 	titles := []any{"Analyst", nil, "Engineer", "Manager", nil}
 	label := companyLabel(companyUUID)
 	base := time.Date(2021, 11, 17, 22, 44, 9, 164000, time.UTC)

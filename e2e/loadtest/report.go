@@ -18,7 +18,7 @@ func writeReports(res *results, o *options, stdout io.Writer) error {
 		return err
 	}
 	if o.outText != "" {
-		if err := os.WriteFile(o.outText, []byte(text), 0o644); err != nil {
+		if err := os.WriteFile(o.outText, []byte(text), 0o644); err != nil { //nolint:gosec // G306: a report for docs/, readable by all
 			return err
 		}
 	}
@@ -27,7 +27,7 @@ func writeReports(res *results, o *options, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(o.outJSON, js, 0o644); err != nil {
+		if err := os.WriteFile(o.outJSON, js, 0o644); err != nil { //nolint:gosec // G306: a report for docs/, readable by all
 			return err
 		}
 	}
