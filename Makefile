@@ -3,7 +3,8 @@
 #   make build   plugin binary in bin/, version stamped
 #   make test    everything CI runs: vet, unit tests with -race, brief fuzzing, end-to-end tests against real Vault
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
-#   make bench   Go benchmarks + load test of concur/creds vs KV through a real Vault dev server (docs/performance.md)
+#   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
+#                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
 #   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on both modules
 #   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64) + SHA256SUMS in dist/
 
@@ -17,13 +18,17 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim test unit fuzz e2e fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
+.PHONY: build sim ceiling test unit fuzz e2e fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
 
 sim:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/concur-sim ./cmd/concur-sim
+
+# The smallest external plugin on the same sdk, which make bench measures the engine against.
+ceiling:
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ceiling ./scripts/ceiling
 
 test: lint unit fuzz e2e
 
@@ -95,10 +100,12 @@ $(PLUGIN_BIN_V010):
 	cd $(BIN)/src-v0.1.0 && CGO_ENABLED=0 go build -trimpath \
 	  -ldflags '-s -w -X $(MODULE)/backend.Version=v0.1.0' -o $@ ./cmd/$(PLUGIN_NAME)
 
-# Go benchmarks, then concur/creds and a KV v2 secret of similar size read side by side through a
-# Vault dev server on loopback. BENCH_DURATION (per target, default 60s), BENCH_CONNS (32), BENCH_GO=0.
-# Results: docs/performance-results.{txt,json}, docs/performance-bench.txt.
-bench: vault build sim
+# Go benchmarks, then concur/creds, companies/<name>/creds, the ceiling plugin's creds and a KV v2
+# secret of similar size read side by side through a Vault dev server on loopback, then a pprof profile
+# of the plugin under load. BENCH_DURATION (per target, default 20s), BENCH_CONNS (32), BENCH_GO=0,
+# BENCH_PROFILE=0. Results: docs/performance-results.{txt,json}, docs/performance-bench.txt,
+# docs/performance-pprof-{cpu,allocs,ceiling}.txt.
+bench: vault build sim ceiling
 	VERSION=$(VERSION) scripts/bench.sh
 
 # Release artifacts in dist/ (scripts/release.sh); VERSION must be given: v + semver.

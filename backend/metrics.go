@@ -172,11 +172,10 @@ func (m *metrics) request(company, path string, took time.Duration, resp *logica
 // requestOutcome sorts an answer as its HTTP status would: 4xx are the
 // caller's (or the engine's setup), 5xx upstream or internal trouble.
 func requestOutcome(resp *logical.Response, err error) string {
-	var coded logical.HTTPCodedError
 	switch {
 	case isReadOnly(err):
 		return "forwarded" // Vault sends it to the node that may write
-	case errors.As(err, &coded) && coded.Code() < 500:
+	case clientCoded(err):
 		return "client_error"
 	case err != nil:
 		if errors.Is(err, logical.ErrInvalidRequest) || errors.Is(err, logical.ErrPermissionDenied) {
@@ -187,6 +186,17 @@ func requestOutcome(resp *logical.Response, err error) string {
 		return "client_error"
 	}
 	return outcomeOK
+}
+
+// clientCoded: err carries a 4xx status. Its own function so that the
+// target errors.As needs is allocated only when there is an error, not on
+// every request.
+func clientCoded(err error) bool {
+	if err == nil {
+		return false
+	}
+	var coded logical.HTTPCodedError
+	return errors.As(err, &coded) && coded.Code() < 500
 }
 
 // observeState sets the state gauges from the companies' views (none:

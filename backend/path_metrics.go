@@ -119,11 +119,11 @@ func wrapOperations(paths []*framework.Path, wrap func(framework.OperationFunc) 
 // companyLabel names the company a request is about, for metrics: only a
 // company that exists gets its name, so a reader cannot mint label values.
 func (b *backend) companyLabel(d *framework.FieldData) string {
-	raw, ok := d.GetOk("name")
+	name, ok := pathName(d)
 	if !ok {
 		return defaultCompanyName
 	}
-	if name := raw.(string); validCompanyName(name) && b.tokens.exists(name) {
+	if validCompanyName(name) && b.tokens.exists(name) {
 		return name
 	}
 	return "unknown"

@@ -1,7 +1,8 @@
 // Command vault-plugin-secrets-concur is the plugin binary Vault runs. It
 // speaks Vault's plugin protocol on stdin/stdout, so it is not meant to be
 // started by hand, except with -version, which prints the stamped version
-// (the value for `vault plugin register -version`).
+// (the value for `vault plugin register -version`). With CONCUR_PLUGIN_PPROF_ADDR
+// set to a loopback address it also serves net/http/pprof there (internal/pprofserve).
 package main
 
 import (
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/plugin"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/backend"
+	"github.com/concur-vault/vault-plugin-secrets-concur/internal/pprofserve"
 )
 
 func main() {
@@ -19,12 +21,16 @@ func main() {
 		fmt.Println("vault-plugin-secrets-concur", backend.Version)
 		return
 	}
+	logger := hclog.New(&hclog.LoggerOptions{JSONFormat: true})
+	if _, err := pprofserve.FromEnv(); err != nil {
+		logger.Error("not serving pprof", "error", err)
+	}
 	// One process serves every mount of this plugin (multiplexing); each
 	// mount gets its own backend from the factory.
 	if err := plugin.ServeMultiplex(&plugin.ServeOpts{
 		BackendFactoryFunc: backend.Factory,
 	}); err != nil {
-		hclog.New(&hclog.LoggerOptions{JSONFormat: true}).Error("plugin shutting down", "error", err)
+		logger.Error("plugin shutting down", "error", err)
 		os.Exit(1)
 	}
 }

@@ -21,7 +21,8 @@ type target struct {
 // options are the command line's settings.
 type options struct {
 	vaultAddr, token, simURL string
-	targets                  []target // the ratios compare the first with the second
+	targets                  []target
+	pairs                    []pairing // -compare
 	duration, phase, warmup  time.Duration
 	conns                    int
 	kvPath                   string // KV v2 API path written to look like the creds response; "" skips
@@ -35,14 +36,16 @@ type options struct {
 // messages and -h go to stderr.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	var targets, plugins string
+	var targets, plugins, pairs string
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.vaultAddr, "vault-addr", os.Getenv("VAULT_ADDR"), "Vault address (loopback only)")
 	fs.StringVar(&o.token, "token", os.Getenv("VAULT_TOKEN"), "Vault token")
 	fs.StringVar(&o.simURL, "sim-url", "", "Concur simulator URL, for /_sim/stats (loopback only)")
 	fs.StringVar(&targets, "targets", "creds=/v1/concur/creds,kv=/v1/secret/data/bench",
-		"comma-separated name=path; the ratios compare the first target with the second")
+		"comma-separated name=path; the first is the one whose response the KV lookalike copies")
+	fs.StringVar(&pairs, "compare", "",
+		"comma-separated a/b or a/b:goal pairs of target names to compare (goal: a/b throughput); default: first/second")
 	fs.DurationVar(&o.duration, "duration", 60*time.Second, "measured time per target")
 	fs.DurationVar(&o.phase, "phase", 5*time.Second, "length of one phase; targets alternate phase by phase")
 	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "unmeasured load per target before the run")
@@ -65,6 +68,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	var err error
 	if o.targets, err = parseTargets(targets); err != nil {
+		return nil, err
+	}
+	if o.pairs, err = parseCompare(pairs, o.targets); err != nil {
 		return nil, err
 	}
 	o.pluginNames = splitList(plugins)

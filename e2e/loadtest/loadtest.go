@@ -64,7 +64,7 @@ func loadTest(ctx context.Context, o *options, log io.Writer) (*results, error) 
 	res.TokenCallsRun = tokenCalls(statsAfter) - tokenCalls(statsBefore)
 	res.TokenCallsTotal = tokenCalls(statsAfter)
 	res.SimStatsAfter = statsAfter
-	summarize(res, o.targets, all, quiet, b.responseSizes(ctx))
+	summarize(res, o.targets, o.pairs, all, quiet, b.responseSizes(ctx))
 	return res, nil
 }
 

@@ -118,6 +118,10 @@ func checkFakeRun(t *testing.T, fake *fakeVault, res *results) {
 		t.Errorf("token calls %d/%d, Vault %q, note %q", res.TokenCallsRun, res.TokenCallsTotal,
 			res.Machine.VaultVersion, res.Note)
 	}
+	if len(res.Comparisons) != 1 || res.Comparisons[0].A != "creds" || res.Comparisons[0].B != "kv" ||
+		res.Comparisons[0].RatioRPS <= 0 || len(res.Comparisons[0].Rounds) != 3 {
+		t.Errorf("comparisons %+v, want creds/kv (the default) with a ratio for each of the 3 rounds", res.Comparisons)
+	}
 	if res.DurationPerTgt != "60ms" || res.Conns != 2 {
 		t.Errorf("duration %q, conns %d", res.DurationPerTgt, res.Conns)
 	}

@@ -37,7 +37,7 @@ func TestPlanPhases(t *testing.T) {
 }
 
 // Every target gets exactly its duration, in alternating order, and the
-// default run (60 s in 5 s phases) is the 24 phases of the committed results.
+// default run of the old two-target bench (60 s in 5 s phases) is 24 phases.
 func TestPlanPhasesGivesEachTargetItsDuration(t *testing.T) {
 	for _, tc := range []struct {
 		n               int
@@ -80,8 +80,13 @@ func TestPlanPhasesMatchesCommittedRun(t *testing.T) {
 	for _, p := range r.Phases {
 		got = append(got, p.Target)
 	}
+	duration, err1 := time.ParseDuration(r.DurationPerTgt)
+	phase, err2 := time.ParseDuration(r.Phase)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("committed duration %q, phase %q: %v %v", r.DurationPerTgt, r.Phase, err1, err2)
+	}
 	var want []string
-	for _, p := range planPhases(len(r.Targets), time.Minute, 5*time.Second) {
+	for _, p := range planPhases(len(r.Targets), duration, phase) {
 		want = append(want, r.Targets[p.target].Name)
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -114,18 +114,10 @@ func reportPhases(w io.Writer, r *results) {
 }
 
 func reportVerdicts(w io.Writer, r *results) {
-	a, b := r.Targets[0].Name, r.Targets[1].Name
-	fmt.Fprintf(w, "\n%s/%s: throughput %.2f× (target ≥ 0.80), p50 %.2f×, p99 %.2f× (target ≤ 1.50)\n",
-		a, b, r.RatioRPS, r.RatioP50, r.RatioP99)
-	if q := r.Quiet; q != nil {
-		fmt.Fprintf(w, "%s/%s over the quiet phases only (other CPU < %.2f cores; %.0f s and %.0f s): "+
-			"throughput %.2f×, p50 %.2f×, p99 %.2f×\n",
-			a, b, quietCores, q.Targets[0].Seconds, q.Targets[1].Seconds, q.RatioRPS, q.RatioP50, q.RatioP99)
-	} else {
-		fmt.Fprintf(w, "no quiet phase for both targets (other CPU < %.2f cores): the ratios above include other load\n", quietCores)
+	fmt.Fprintln(w)
+	for _, c := range r.Comparisons {
+		reportComparison(w, c)
 	}
-	fmt.Fprintf(w, "CPU per request, %s/%s: %.2f (the throughput ratio to expect when CPU-bound; independent of other load)\n",
-		b, a, r.CPURatio)
 	fmt.Fprintf(w, "Concur token calls during the run: %d (since the simulator started: %d)\n", r.TokenCallsRun, r.TokenCallsTotal)
 	for _, p := range r.Plugins {
 		fmt.Fprintf(w, "plugin %s (pid %d) RSS: %.1f MiB at start, %.1f MiB before the run, %.1f MiB after: "+
@@ -135,6 +127,24 @@ func reportVerdicts(w io.Writer, r *results) {
 	fmt.Fprintf(w, "vault (pid %d) RSS: %.1f MiB before the run, %.1f MiB after\n", v.PID, mib(v.Before), mib(v.After))
 	if r.Note != "" {
 		fmt.Fprintf(w, "note: %s\n", r.Note)
+	}
+}
+
+// reportComparison is two lines: the ratios over the whole run with their
+// spread over rounds, then over the quiet phases.
+func reportComparison(w io.Writer, c comparison) {
+	goal := ""
+	if c.Goal > 0 {
+		goal = fmt.Sprintf(" (goal ≥ %.2f)", c.Goal)
+	}
+	fmt.Fprintf(w, "%s/%s: throughput %.2f×%s, per round median %.2f× (%.2f–%.2f× over %d rounds); "+
+		"p50 %.2f×, p99 %.2f×; CPU per request %s/%s %.2f\n", c.A, c.B, c.RatioRPS, goal,
+		c.RoundMedian, c.RoundMin, c.RoundMax, len(c.Rounds), c.RatioP50, c.RatioP99, c.B, c.A, c.CPURatio)
+	if q := c.Quiet; q != nil {
+		fmt.Fprintf(w, "  over the quiet phases only (other CPU < %.2f cores; %.0f s and %.0f s): "+
+			"throughput %.2f×, p50 %.2f×, p99 %.2f×\n", quietCores, q.SecondsA, q.SecondsB, q.RatioRPS, q.RatioP50, q.RatioP99)
+	} else {
+		fmt.Fprintf(w, "  no quiet phase for both (other CPU < %.2f cores): the ratios above include other load\n", quietCores)
 	}
 }
 

@@ -19,13 +19,6 @@ type phaseResult struct {
 	OtherCPU  float64 `json:"other_cpu_cores"`
 }
 
-type quietResult struct {
-	Targets  []targetResult `json:"targets"`
-	RatioRPS float64        `json:"ratio_rps"`
-	RatioP50 float64        `json:"ratio_p50"`
-	RatioP99 float64        `json:"ratio_p99"`
-}
-
 type targetResult struct {
 	Name         string  `json:"name"`
 	Path         string  `json:"path"`
@@ -76,16 +69,8 @@ type results struct {
 	Phase          string         `json:"phase"`
 	Warmup         string         `json:"warmup"`
 	Targets        []targetResult `json:"targets"`
-	RatioRPS       float64        `json:"ratio_rps"` // first target / second
-	RatioP50       float64        `json:"ratio_p50"`
-	RatioP99       float64        `json:"ratio_p99"`
-	// The same ratios over the quiet phases only (other CPU below
-	// quietCores), when both targets had some; see phaseResult.
-	Quiet *quietResult `json:"quiet_phases,omitempty"`
-	// CPURatio is the second target's CPU per request (Vault + plugins +
-	// load generator) over the first's: the throughput ratio to expect when
-	// the machine is CPU-bound. It does not depend on other load.
-	CPURatio        float64        `json:"cpu_cost_ratio"`
+	// Comparisons are the -compare pairs of targets, in that order.
+	Comparisons     []comparison   `json:"comparisons"`
 	TokenCallsRun   int            `json:"concur_token_calls_during_run"`
 	TokenCallsTotal int            `json:"concur_token_calls_total"`
 	SimStatsAfter   map[string]any `json:"sim_stats_after,omitempty"`
@@ -96,10 +81,10 @@ type results struct {
 	Note            string         `json:"note,omitempty"`
 }
 
-// summarize fills in the per-target figures and the ratios of the first
-// target to the second, from the samples of all phases and of the quiet
-// ones; sizes are the targets' response body sizes.
-func summarize(res *results, targets []target, all, quiet []*sample, sizes []int) {
+// summarize fills in the per-target figures and the comparisons, from the
+// samples of all phases and of the quiet ones; sizes are the targets'
+// response body sizes. res.Phases must be filled in already.
+func summarize(res *results, targets []target, pairs []pairing, all, quiet []*sample, sizes []int) {
 	var otherSecs, wall float64
 	for _, s := range all {
 		otherSecs += s.otherCPU
@@ -108,20 +93,12 @@ func summarize(res *results, targets []target, all, quiet []*sample, sizes []int
 	if wall > 0 {
 		res.OtherCPU = round(otherSecs/wall, 2)
 	}
+	var quietResults []targetResult
 	for i, t := range targets {
 		res.Targets = append(res.Targets, all[i].result(t, sizes[i]))
+		quietResults = append(quietResults, quiet[i].result(t, 0))
 	}
-	a, b := res.Targets[0], res.Targets[1]
-	res.RatioRPS, res.RatioP50, res.RatioP99 = ratios(a, b)
-	if ca, cb := cpuPerReq(a), cpuPerReq(b); ca > 0 {
-		res.CPURatio = round(cb/ca, 3)
-	}
-	if len(quiet[0].lat) > 0 && len(quiet[1].lat) > 0 {
-		q := &quietResult{}
-		for i, t := range targets {
-			q.Targets = append(q.Targets, quiet[i].result(t, 0))
-		}
-		q.RatioRPS, q.RatioP50, q.RatioP99 = ratios(q.Targets[0], q.Targets[1])
-		res.Quiet = q
+	for _, p := range pairs {
+		res.Comparisons = append(res.Comparisons, compare(p, res.Targets, quietResults, res.Phases, len(targets)))
 	}
 }

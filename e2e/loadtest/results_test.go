@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -12,13 +13,19 @@ func TestSummarize(t *testing.T) {
 	kv := &sample{lat: us(100, 100, 200, 200, 300, 300, 400, 400), elapsed: 2 * time.Second,
 		cpu: processCPU{vault: 800 * time.Microsecond, plugins: []time.Duration{0}}}
 	quietCreds := &sample{lat: us(100, 300), elapsed: time.Second}
-	res := &results{}
-	summarize(res, targets, []*sample{creds, kv}, []*sample{quietCreds, kv}, []int{1150, 1267})
-	if res.RatioRPS != 0.5 || res.RatioP50 != 1 || res.RatioP99 != 1 {
-		t.Errorf("ratios %v %v %v, want 0.5 1 1", res.RatioRPS, res.RatioP50, res.RatioP99)
+	res := &results{Phases: []phaseResult{{Target: "creds", RPS: 2}, {Target: "kv", RPS: 4}, {Target: "kv", RPS: 4},
+		{Target: "creds", RPS: 3}}}
+	summarize(res, targets, []pairing{{a: 0, b: 1, goal: 0.8}}, []*sample{creds, kv}, []*sample{quietCreds, kv}, []int{1150, 1267})
+	if len(res.Comparisons) != 1 {
+		t.Fatalf("comparisons %+v, want one", res.Comparisons)
 	}
-	if res.CPURatio != 0.5 { // kv 100 µs per request, creds 200
-		t.Errorf("CPU ratio %v, want 0.5", res.CPURatio)
+	c := res.Comparisons[0]
+	want := comparison{A: "creds", B: "kv", Goal: 0.8, RatioRPS: 0.5, RatioP50: 1, RatioP99: 1,
+		CPURatio: 0.5, // kv 100 µs per request, creds 200
+		Rounds:   []float64{0.5, 0.75}, RoundMedian: 0.625, RoundMin: 0.5, RoundMax: 0.75,
+		Quiet: &quietRatios{SecondsA: 1, SecondsB: 2, RatioRPS: 0.5, RatioP50: 1, RatioP99: 0.75}}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("comparison\n%+v (quiet %+v)\nwant\n%+v (quiet %+v)", c, c.Quiet, want, want.Quiet)
 	}
 	if res.OtherCPU != 0.1 { // 0.4 CPU-seconds over 4 s
 		t.Errorf("other CPU %v, want 0.1", res.OtherCPU)
@@ -26,13 +33,10 @@ func TestSummarize(t *testing.T) {
 	if res.Targets[0].ResponseSize != 1150 || res.Targets[1].ResponseSize != 1267 || res.Targets[1].RPS != 4 {
 		t.Errorf("targets %+v", res.Targets)
 	}
-	if q := res.Quiet; q == nil || q.RatioRPS != 0.5 || q.RatioP50 != 1 || q.RatioP99 != 0.75 || q.Targets[0].ResponseSize != 0 {
-		t.Errorf("quiet %+v, want creds/kv throughput 0.5, p50 1, p99 0.75", q)
-	}
 
 	noQuiet := &results{}
-	summarize(noQuiet, targets, []*sample{creds, kv}, []*sample{{}, kv}, []int{0, 0})
-	if noQuiet.Quiet != nil {
-		t.Errorf("quiet %+v, want none when creds had no quiet phase", noQuiet.Quiet)
+	summarize(noQuiet, targets, []pairing{{a: 0, b: 1}}, []*sample{creds, kv}, []*sample{{}, kv}, []int{0, 0})
+	if q := noQuiet.Comparisons[0].Quiet; q != nil {
+		t.Errorf("quiet %+v, want none when creds had no quiet phase", q)
 	}
 }
