@@ -75,14 +75,8 @@ func TestReadRacingACreationKeepsItScheduled(t *testing.T) {
 func TestListFirstAfterUpgradeSchedulesDefault(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
 	e.bootstrap()
-	live := *e.b.tokens.defaultEntry()
+	live := e.asV010Layout()
 	s := e.storage
-	for _, k := range []string{appStorageKey, defaultCompanyKey} {
-		_ = s.Delete(context.Background(), k)
-	}
-	if err := putJSON(context.Background(), s, legacyStorageKey, e.v010Entry(live.Token)); err != nil {
-		t.Fatal(err)
-	}
 	fresh := e.newInstance()
 	resp, err := requestOn(fresh, s, logical.ListOperation, "companies/", nil)
 	if err != nil || fmt.Sprint(resp.Data["keys"]) != "[default]" {

@@ -21,6 +21,20 @@ func (e *testEnv) v010Entry(token tokenEntry) *legacyState {
 	}
 }
 
+// asV010Layout turns the bootstrapped mount's storage into v0.1.0's single
+// entry, holding the same tokens, and returns the default company it had.
+func (e *testEnv) asV010Layout() companyEntry {
+	e.t.Helper()
+	live := *e.b.tokens.defaultEntry()
+	for _, k := range []string{appStorageKey, defaultCompanyKey} {
+		_ = e.storage.Delete(context.Background(), k)
+	}
+	if err := putJSON(context.Background(), e.storage, legacyStorageKey, e.v010Entry(live.Token)); err != nil {
+		e.t.Fatal(err)
+	}
+	return live
+}
+
 // A mount written by v0.1.0 is upgraded on first load: the live token is
 // served as it was, the refresh token still works under strict rotation,
 // and the old entry is gone.
@@ -105,14 +119,8 @@ func TestUpgradeResumesAndKeepsTheNewerToken(t *testing.T) {
 func TestReadOnlyNodeServesV010LayoutUnchanged(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	e.bootstrap()
-	live := *e.b.tokens.defaultEntry()
+	live := e.asV010Layout()
 	s := e.storage
-	for _, k := range []string{appStorageKey, defaultCompanyKey} {
-		_ = s.Delete(context.Background(), k)
-	}
-	if err := putJSON(context.Background(), s, legacyStorageKey, e.v010Entry(live.Token)); err != nil {
-		t.Fatal(err)
-	}
 	standby := e.newInstance()
 	e.asReplicationState(consts.ReplicationPerformanceStandby, false)
 	resp, err := requestOn(standby, s, logical.ReadOperation, "creds", nil)

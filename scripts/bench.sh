@@ -20,15 +20,15 @@
 # the plugin and of the ceiling under load); docs/performance.md summarises them.
 #
 # Environment:
-#   BENCH_DURATION  measured time per target (default 20s: four targets, and make bench on a fresh
+#   BENCH_DURATION  measured time per target (default 16s: four targets, and make bench on a fresh
 #                   machine stays under 10 minutes)
-#   BENCH_PHASE     length of one alternating phase (default 4s: five rounds of phases)
+#   BENCH_PHASE     length of one alternating phase (default 4s: four rounds of phases)
 #   BENCH_WARMUP    unmeasured load per target first (default 2s)
 #   BENCH_CONNS     concurrent connections (default 32)
 #   BENCH_GO        1 (default) runs the Go benchmarks, 0 skips them
 #   BENCH_BENCHTIME go test -benchtime (default 1s; the 10,000-company benchmarks of backend/
 #                   take about 20 s of it, one first-reads operation being 15 s)
-#   BENCH_PROFILE   seconds of the profiling pass (default 15; 0 skips it)
+#   BENCH_PROFILE   seconds of the profiling pass (default 10; 0 skips it)
 #   BENCH_OUT       output directory (default docs/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
@@ -43,10 +43,10 @@ cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
 VERSION=${VERSION:-v0.2.0}
-DURATION=${BENCH_DURATION:-20s}
+DURATION=${BENCH_DURATION:-16s}
 PHASE=${BENCH_PHASE:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
-PROFILE=${BENCH_PROFILE:-15}
+PROFILE=${BENCH_PROFILE:-10}
 CEILING_NAME=ceiling
 CONNS=${BENCH_CONNS:-32}
 OUT=${BENCH_OUT:-$ROOT/docs}
