@@ -277,8 +277,19 @@ func (ts *tokenStore) lookup(ctx context.Context, s logical.Storage, name string
 	co := ts.companies[name]
 	ts.mu.RUnlock()
 	if co == nil {
-		co = newCompany(name, ts)
+		return ts.probe(ctx, s, name)
 	}
+	v, err := co.load(ctx, s)
+	if err != nil || v.entry == nil {
+		return nil, err
+	}
+	return co, nil
+}
+
+// probe reads a company not in memory and keeps it only if it exists (see
+// lookup); the map is written only then, not on every read.
+func (ts *tokenStore) probe(ctx context.Context, s logical.Storage, name string) (*company, error) {
+	co := newCompany(name, ts)
 	v, err := co.load(ctx, s)
 	if err != nil || v.entry == nil {
 		return nil, err
