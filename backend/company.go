@@ -613,6 +613,7 @@ func withToken(e *companyEntry, tok *concur.Token, app appView, now time.Time) *
 	}
 	t.LastRefreshAt = now
 	t.Status, t.LastError, t.LastErrorAt, t.Failures, t.NextAttemptAt = statusOK, "", time.Time{}, 0, time.Time{}
+	t.LastErrorCode = ""
 	t.Grant = nil
 	if geo := tok.Geolocation; geo != "" && geo != t.Geolocation {
 		if err := app.client.AllowedHosts().Check(geo); err != nil {
@@ -649,6 +650,7 @@ func (co *company) recordFailure(ctx context.Context, s logical.Storage, e *comp
 	t := &next.Token
 	now := co.store.b.now()
 	t.LastError, t.LastErrorAt, t.Grant = cause.Error(), now, nil
+	t.LastErrorCode = failureCode(cause)
 	log := co.store.b.Logger()
 	switch {
 	case concur.RefusesClient(cause):

@@ -31,7 +31,8 @@ The company's own paths: companies/<name>/creds, companies/<name>/rotate and
 companies/<name>/profile..., as the root paths are the default company's
 (also visible here as companies/default). Reads never return a secret; they
 show the same state as config read. Delete takes revoke=true as config does.
-LIST companies/ lists the names.
+LIST companies/ lists them with their state (vault list -detailed), by
+status and page (see "vault path-help concur/companies").
 `
 
 // companyFields are the schema of a company's settings (config has them
@@ -86,15 +87,7 @@ func pathCompanies(b *backend) []*framework.Path {
 		return &framework.PathOperation{Callback: cb, Summary: summary, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true}
 	}
 	return []*framework.Path{
-		{
-			Pattern:      "companies/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "concur", OperationSuffix: "companies"},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{Callback: b.pathCompaniesList, Summary: "List the companies."},
-			},
-			HelpSynopsis:    pathCompaniesHelpSynopsis,
-			HelpDescription: strings.TrimSpace(pathCompaniesHelpDescription),
-		},
+		pathCompaniesList(b),
 		{
 			Pattern:        "companies/" + framework.GenericNameRegex("name"),
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: "concur", OperationSuffix: "company"},
@@ -169,14 +162,6 @@ func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *frame
 	return co, nil, nil
 }
 
-func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := b.tokens.names(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	return logical.ListResponse(names), nil
-}
-
 func (b *backend) pathCompanyExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 	name, resp := companyNameOf(d)
 	if resp != nil {
@@ -209,13 +194,7 @@ func companyResponseData(v companyView) map[string]any {
 		return map[string]any{"company_uuid": "", "status": statusNotConfigured, "refresh_token_set": false}
 	}
 	e, t := v.entry, v.entry.Token
-	status, lastError := t.Status, t.LastError
-	if status == "" {
-		status = statusNeedsBootstrap
-	}
-	if v.unsaved {
-		status, lastError = statusDegraded, msgUnsaved
-	}
+	status, lastError := displayStatus(v)
 	return map[string]any{
 		"company_uuid":             e.CompanyUUID,
 		"prewarm":                  e.Prewarm,
@@ -226,6 +205,7 @@ func companyResponseData(v companyView) map[string]any {
 		"refresh_token_expires_at": formatTime(t.RefreshExpiresAt),
 		"last_refresh_at":          formatTime(t.LastRefreshAt),
 		"last_error":               lastError,
+		"last_error_code":          t.LastErrorCode,
 		"last_error_at":            formatTime(t.LastErrorAt),
 		"status":                   status,
 		"warnings":                 answerWarnings(t),

@@ -81,6 +81,8 @@ type tokenEntry struct {
 	// LastError describes the last failed attempt (never a secret); "" after a success.
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at"`
+	// LastErrorCode is LastError's short code (see failureCode).
+	LastErrorCode string `json:"last_error_code,omitempty"`
 	// Failures counts consecutive transient failures; NextAttemptAt is when
 	// automatic renewal may try again.
 	Failures      int       `json:"failures,omitempty"`
