@@ -35,6 +35,12 @@
 #                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way
 #                   (companies/bench included), and read as two more targets (creds-b,
 #                   companies-b) in the same run
+#   BENCH_SCALE     1 (default) runs the partner-scale measurements (e2e TestScaleMetricsAndStartup
+#                   and TestScaleFailover: scrape of concur/metrics at 2,000 and 10,000 companies,
+#                   the plugin's start-up with 10,000 stored, a 3-node raft fail-over with 2,000;
+#                   about 5 minutes on 2 cores) into $BENCH_OUT/performance-scale.txt; 0 skips them
+#   BENCH_SCALE_COMPANIES     companies of the large scrape and the start-up (default 10000)
+#   BENCH_SCALE_HA_COMPANIES  companies of the fail-over (default 2000; 10000 where the machine allows)
 #   VERSION         plugin version (default v0.2.0)
 set -euo pipefail
 
@@ -245,7 +251,28 @@ if ((PROFILE > 0)); then
 fi
 
 T_PROFILE=$((SECONDS - T_PROFILE))
-say "took ${SECONDS}s: Go benchmarks ${T_GO}s, load test ${T_LOAD}s, profiling ${T_PROFILE}s, builds and setup the rest"
+# --- partner scale ---------------------------------------------------------------------------------
+# Through real Vault servers of their own (the e2e harness: raft storage, the plugin registered by
+# SHA-256 and version, the Concur simulator in the test process), one after the other, after the
+# load test so that neither disturbs the other. Figures only: nothing here is a pass/fail target.
+T_SCALE=$SECONDS
+if [[ ${BENCH_SCALE:-1} == 1 ]]; then
+  say "partner scale: scrape at 2,000 and ${BENCH_SCALE_COMPANIES:-10000} companies, start-up, fail-over with ${BENCH_SCALE_HA_COMPANIES:-2000}"
+  {
+    echo "# e2e TestScaleMetricsAndStartup, TestScaleFailover at commit $(git rev-parse --short HEAD)$(
+      git diff --quiet HEAD -- 2>/dev/null || echo ' (with local changes)')"
+    echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg), $(go version)"
+  } >"$RUN/performance-scale.txt"
+  (cd e2e && E2E_SCALE=1 E2E_SCALE_OUT="$RUN/performance-scale.txt" VAULT_BIN="$VAULT" PLUGIN_BIN="$PLUGIN" \
+    E2E_SCALE_COMPANIES="${BENCH_SCALE_COMPANIES:-10000}" E2E_SCALE_HA_COMPANIES="${BENCH_SCALE_HA_COMPANIES:-2000}" \
+    go test -count=1 -timeout 40m -run '^TestScale' -v . >"$RUN/scale.log" 2>&1) ||
+    die "the partner-scale measurements failed (see $RUN/scale.log)"
+  cp "$RUN/performance-scale.txt" "$OUT/performance-scale.txt"
+  sed 1,2d "$OUT/performance-scale.txt" >&2
+fi
+T_SCALE=$((SECONDS - T_SCALE))
+say "took ${SECONDS}s: Go benchmarks ${T_GO}s, load test ${T_LOAD}s, profiling ${T_PROFILE}s, partner scale ${T_SCALE}s, builds and setup the rest"
 say "results in ${OUT#"$ROOT"/}/: performance-results.{txt,json}$([[ ${BENCH_GO:-1} == 1 ]] && echo ', performance-bench.txt')$(
-  ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs,ceiling}.txt')"
+  ((PROFILE > 0)) && echo ', performance-pprof-{cpu,allocs,ceiling}.txt')$(
+  [[ ${BENCH_SCALE:-1} == 1 ]] && echo ', performance-scale.txt')"
 grep -E '^(creds|companies)(-b)?/' "$RUN/performance-results.txt" >&2
