@@ -54,7 +54,8 @@ func TestCompaniesListDetailed(t *testing.T) {
 		row := info[name]
 		read := e.mustOK(logical.ReadOperation, "companies/"+name, nil).Data
 		if row["status"] != w.status || row["last_error_code"] != w.code || read["last_error_code"] != w.code {
-			t.Errorf("%s: status %v code %v (read: %v), want %s %q", name, row["status"], row["last_error_code"], read["last_error_code"], w.status, w.code)
+			t.Errorf("%s: status %v code %v (read: %v), want %s %q",
+				name, row["status"], row["last_error_code"], read["last_error_code"], w.status, w.code)
 		}
 		for _, k := range []string{"status", "geolocation", "access_token_expires_at", "refresh_token_expires_at", "last_error_at", "prewarm"} {
 			if row[k] != read[k] {
