@@ -212,6 +212,7 @@ func TestCompaniesListDetailed(t *testing.T) {
 	creds := companyCreds(t, n.Client, []company{cos[0], cos[2], cos[3], cos[5]}, 2)
 
 	table := vaultCLI(t, n, "list", "-detailed", mountPath+"/companies")
+	t.Logf("vault list -detailed %s/companies:\n%s", mountPath, table)
 	lines := strings.Split(strings.TrimSpace(table), "\n")
 	if len(lines) != 2+len(cos) || !strings.HasPrefix(lines[0], "Keys") {
 		t.Fatalf("vault list -detailed: want a header, a rule and %d rows:\n%s", len(cos), table)
