@@ -125,7 +125,7 @@ func (e *testEnv) periodic() error {
 // secrets are every credential value the test has seen.
 func (e *testEnv) secrets() []string {
 	out := []string{testClientSecret}
-	if st := e.b.tokens.defaultEntry(); st != nil {
+	if st := e.b.defaultEntry(); st != nil {
 		out = append(out, st.Token.AccessToken, st.Token.RefreshToken)
 	}
 	if rt := e.sim.CurrentRefreshToken(testClientID, testCompany); rt != "" {

@@ -140,13 +140,15 @@ func pathName(d *framework.FieldData) (name string, ok bool) {
 	return name, ok
 }
 
-// companyToWrite is the company a write creates, changes or deletes.
-func (b *backend) companyToWrite(d *framework.FieldData) (*company, *logical.Response) {
+// companyToWrite is the company a write creates, changes or deletes, kept
+// in memory until release is called (and after only if it then exists).
+func (b *backend) companyToWrite(d *framework.FieldData) (co *company, release func(), resp *logical.Response) {
 	name, resp := companyNameOf(d)
 	if resp != nil {
-		return nil, resp
+		return nil, nil, resp
 	}
-	return b.tokens.company(name), nil
+	co, release = b.companies.acquire(name)
+	return co, release, nil
 }
 
 // companyToRead is the company a read is about; a named company that does
@@ -156,21 +158,20 @@ func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *frame
 	if resp != nil {
 		return nil, resp, nil
 	}
-	if name == defaultCompanyName {
-		return b.tokens.defaultCompany(), nil, nil
-	}
-	co, err := b.tokens.lookup(ctx, s, name)
-	if err != nil {
+	co, err := b.lookup(ctx, s, name)
+	switch {
+	case err != nil:
 		return nil, nil, err
-	}
-	if co == nil {
+	case co == nil && name == defaultCompanyName:
+		return nil, nil, errNotConfigured()
+	case co == nil:
 		return nil, nil, errNoCompany(name)
 	}
 	return co, nil, nil
 }
 
 func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := b.tokens.names(ctx, req.Storage)
+	names, err := b.companyNames(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +183,7 @@ func (b *backend) pathCompanyExists(ctx context.Context, req *logical.Request, d
 	if resp != nil {
 		return false, nil
 	}
-	co, err := b.tokens.lookup(ctx, req.Storage, name)
+	co, err := b.lookup(ctx, req.Storage, name)
 	return co != nil, err
 }
 
@@ -194,7 +195,7 @@ func (b *backend) pathCompanyRead(ctx context.Context, req *logical.Request, d *
 	if resp != nil {
 		return resp, nil
 	}
-	co, err := b.tokens.lookup(ctx, req.Storage, name)
+	co, err := b.lookup(ctx, req.Storage, name)
 	if err != nil || co == nil {
 		return nil, err
 	}
@@ -205,6 +206,10 @@ func (b *backend) pathCompanyRead(ctx context.Context, req *logical.Request, d *
 
 // companyResponseData is a company's state as reads show it: no secret.
 func companyResponseData(v companyView) map[string]any {
+	if v.unreadable != "" {
+		return map[string]any{"company_uuid": "", "status": statusUnreadable, "refresh_token_set": false,
+			"last_error": msgUnreadable + ": " + v.unreadable}
+	}
 	if v.entry == nil {
 		return map[string]any{"company_uuid": "", "status": statusNotConfigured, "refresh_token_set": false}
 	}
@@ -239,11 +244,12 @@ func (b *backend) pathCompanyWrite(ctx context.Context, req *logical.Request, d 
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	co, resp := b.companyToWrite(d)
+	co, release, resp := b.companyToWrite(d)
 	if resp != nil {
 		return resp, nil
 	}
-	app, err := b.tokens.loadApp(ctx, req.Storage)
+	defer release()
+	app, err := b.app.load(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -280,10 +286,11 @@ func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	co, resp := b.companyToWrite(d)
+	co, release, resp := b.companyToWrite(d)
 	if resp != nil {
 		return resp, nil
 	}
+	defer release()
 	if err := b.deleteCompany(ctx, req.Storage, co, d.Get("revoke").(bool)); err != nil {
 		return nil, err
 	}
@@ -361,23 +368,17 @@ func companyChangeFrom(d *framework.FieldData, app appView, prev *companyEntry, 
 // checkGeolocationsAllowed refuses allowed_hosts that would no longer admit
 // a company's current geolocation (except skip's, replaced in this write).
 func (b *backend) checkGeolocationsAllowed(ctx context.Context, s logical.Storage, app appView, skip string) (*logical.Response, error) {
-	names, err := b.tokens.names(ctx, s)
+	names, err := b.companyNames(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	allow := app.client.AllowedHosts()
+	allow, views := app.client.AllowedHosts(), b.companies.views()
 	for _, name := range names {
-		if name == skip {
+		e := views[name].entry
+		if name == skip || e == nil || e.Token.Geolocation == "" {
 			continue
 		}
-		v, err := b.tokens.company(name).load(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if v.entry == nil || v.entry.Token.Geolocation == "" {
-			continue
-		}
-		if err := allow.Check(v.entry.Token.Geolocation); err != nil {
+		if err := allow.Check(e.Token.Geolocation); err != nil {
 			return fieldError("allowed_hosts", "the current geolocation of company %s would no longer be allowed: %v", name, err), nil
 		}
 	}
