@@ -246,3 +246,10 @@ func TestFactoryReportsVersionAndType(t *testing.T) {
 		t.Errorf("seal-wrapped paths %v, want the app, every company and the v0.1.0 entry", sp.SealWrapStorage)
 	}
 }
+
+// putCount is how many writes storage was asked for.
+func (s *faultyStorage) putCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.puts
+}

@@ -183,7 +183,7 @@ func decodeProblem(err error) string {
 	case errors.As(err, &typ):
 		return fmt.Sprintf("field %s holds a JSON %s, not a %s", typ.Field, typ.Value, typ.Type)
 	}
-	return fmt.Sprintf("a value of the wrong form (%T)", errors.Unwrap(err))
+	return fmt.Sprintf("a value of the wrong form (%T)", err)
 }
 
 // latest is the entry a grant builds on, read while holding grantLock:
@@ -204,8 +204,11 @@ func (co *company) latest(ctx context.Context, s logical.Storage) (companyView, 
 	}
 	co.mu.Lock()
 	defer co.mu.Unlock()
-	err := co.readLocked(ctx, s)
-	return co.viewLocked(), err
+	if err := co.readLocked(ctx, s); err != nil {
+		return companyView{}, err
+	}
+	co.rescheduleLocked()
+	return co.viewLocked(), nil
 }
 
 // publish makes v current in memory.

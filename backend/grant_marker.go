@@ -57,6 +57,10 @@ type markerSighting struct {
 	at     time.Time
 }
 
+func (m grantMarker) same(o *grantMarker) bool {
+	return m.RefreshToken == o.RefreshToken && m.Instance == o.Instance && m.Until.Equal(o.Until)
+}
+
 // foreignMarker is t's marker if another instance (not self; "" counts
 // every instance as another) wrote it for t's current refresh token.
 func foreignMarker(t *tokenEntry, self string) *grantMarker {
@@ -75,7 +79,7 @@ func (s *markerSighting) liveUntil(t *tokenEntry, self string, now time.Time, lo
 	if m == nil {
 		return time.Time{}, false
 	}
-	if s.marker != *m {
+	if !s.marker.same(m) {
 		s.marker, s.at = *m, now
 		if m.Until.After(now.Add(maxMarkerLife)) {
 			log.Warn("a write-ahead marker's deadline is later than any token call lasts (a clock ahead of this node's, "+

@@ -64,3 +64,16 @@ func storedCompany(s logical.Storage, name string) (companyEntry, bool) {
 	found, _ := getJSON(context.Background(), s, companyStorageKey(name), &e)
 	return e, found
 }
+
+// scheduledAt is when the named company is next due on the schedule (zero: not on it).
+func (b *backend) scheduledAt(name string) time.Time {
+	b.companies.mu.RLock()
+	defer b.companies.mu.RUnlock()
+	if it, ok := b.companies.schedule.index[name]; ok {
+		return it.due
+	}
+	return time.Time{}
+}
+
+// setCleanWait bounds how long Clean waits for grants in flight.
+func (b *backend) setCleanWait(d time.Duration) { b.cleanWait = d }
