@@ -1,5 +1,3 @@
-// Package backend is the Vault secrets engine: its paths, the renewal of
-// Concur tokens, and the store that keeps them.
 package backend
 
 import (

@@ -260,7 +260,11 @@ func (co *company) run(ctx context.Context, flight string, job func(context.Cont
 		defer jobDone()
 		detached, stop := co.deps.gate.jobContext(withCompany(ctx, co.name))
 		defer stop()
-		return nil, co.runLocked(detached, job)
+		err := co.runLocked(detached, job)
+		if err != nil && detached.Err() != nil {
+			return nil, errClosed // cut off by Clean: say so, not what the cut broke
+		}
+		return nil, err
 	}
 	var ch <-chan singleflight.Result
 	if flight != "" {

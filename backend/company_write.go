@@ -11,32 +11,6 @@ import (
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
 )
 
-// companyChange is a write of a company, validated by the handler.
-type companyChange struct {
-	companyUUID string
-	prewarm     bool
-	// app is the app the grant uses: a config write may change it in the
-	// same request; it is stored after the company (and is current from
-	// the moment a grant made with it succeeded).
-	app appView
-	// requestToken or refreshToken (at most one) bootstraps the company
-	// with a grant; with neither the stored tokens are kept.
-	requestToken, refreshToken concur.Secret
-	// refreshBase is where an imported refresh token is checked: its
-	// geolocation when given, else base_url.
-	refreshBase string
-}
-
-func (c companyChange) bootstraps() bool { return !c.requestToken.IsZero() || !c.refreshToken.IsZero() }
-
-// bootstrapField names the field a bootstrap grant's failure is about.
-func (c companyChange) bootstrapField() string {
-	if !c.requestToken.IsZero() {
-		return "request_token"
-	}
-	return "refresh_token"
-}
-
 // configure stores c, after obtaining tokens from Concur when it bootstraps
 // (detached from ctx, like every grant), and returns the new entry.
 func (co *company) configure(ctx context.Context, s logical.Storage, c companyChange) (*companyEntry, error) {

@@ -271,7 +271,9 @@ func TestNothingCallsConcurOrWritesAfterClean(t *testing.T) {
 	calls, puts := e.sim.Calls(concurtest.EndpointToken), e.storage.putCount()
 	stored, _ := storedCompany(e.storage, defaultCompanyName)
 	close(hs.release)
-	<-done
+	if err := <-done; codeOf(err) != http.StatusServiceUnavailable {
+		t.Errorf("the rotate cut off by Clean: %v, want 503 (shutting down)", err)
+	}
 	if got := e.sim.Calls(concurtest.EndpointToken) - calls; got != 0 {
 		t.Errorf("%d token calls after Clean returned", got)
 	}

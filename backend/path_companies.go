@@ -316,55 +316,6 @@ func (b *backend) deleteCompany(ctx context.Context, s logical.Storage, co *comp
 	return nil
 }
 
-// hasCompanyFields: the write says something about the default company.
-func hasCompanyFields(d *framework.FieldData) bool {
-	for _, f := range []string{"company_uuid", "request_token", "refresh_token", "geolocation"} {
-		if _, ok := d.GetOk(f); ok {
-			return true
-		}
-	}
-	return false
-}
-
-func hasBootstrapFields(d *framework.FieldData) bool {
-	_, req := d.GetOk("request_token")
-	_, ref := d.GetOk("refresh_token")
-	return req || ref
-}
-
-// companyChangeFrom reads and validates a write of the company called name,
-// whose stored entry is prev (nil when new), for app.
-func companyChangeFrom(d *framework.FieldData, app appView, prev *companyEntry, name string) (companyChange, *logical.Response) {
-	c := companyChange{app: app, prewarm: name == defaultCompanyName}
-	if prev != nil {
-		c.companyUUID, c.prewarm = prev.CompanyUUID, prev.Prewarm
-	}
-	if raw, ok := d.GetOk("company_uuid"); ok {
-		v := strings.ToLower(strings.TrimSpace(raw.(string)))
-		if err := concur.ValidateUserID(v); err != nil {
-			return c, fieldError("company_uuid", "must be a UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789")
-		}
-		c.companyUUID = v
-	}
-	if raw, ok := d.GetOk("prewarm"); ok {
-		c.prewarm = raw.(bool)
-	}
-	var resp *logical.Response
-	if c.requestToken, c.refreshToken, resp = tokenFields(d); resp != nil {
-		return c, resp
-	}
-	if c.companyUUID == "" {
-		return c, fieldError("company_uuid", "is required")
-	}
-	if c.refreshBase, resp = refreshTokenGeolocation(d, c.refreshToken, app); resp != nil {
-		return c, resp
-	}
-	if prev != nil && !c.bootstraps() && c.companyUUID != prev.CompanyUUID {
-		return c, fieldError("company_uuid", "changing it needs a new request_token or refresh_token for that company")
-	}
-	return c, nil
-}
-
 // checkGeolocationsAllowed refuses allowed_hosts that would no longer admit
 // a company's current geolocation (except skip's, replaced in this write).
 func (b *backend) checkGeolocationsAllowed(ctx context.Context, s logical.Storage, app appView, skip string) (*logical.Response, error) {
@@ -401,58 +352,6 @@ func companyWriteError(c companyChange, err error) (*logical.Response, error) {
 		return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
 	}
 	return nil, err
-}
-
-// tokenFields reads request_token and refresh_token, at most one of them.
-func tokenFields(d *framework.FieldData) (requestToken, refreshToken concur.Secret, resp *logical.Response) {
-	get := func(field string) (concur.Secret, *logical.Response) {
-		raw, ok := d.GetOk(field)
-		if !ok {
-			return concur.Secret{}, nil
-		}
-		v := strings.TrimSpace(raw.(string))
-		if v == "" {
-			return concur.Secret{}, fieldError(field, "is empty")
-		}
-		if err := checkPrintable(v); err != nil {
-			return concur.Secret{}, fieldError(field, "%v", err)
-		}
-		return concur.NewSecret(v), nil
-	}
-	if requestToken, resp = get("request_token"); resp != nil {
-		return concur.Secret{}, concur.Secret{}, resp
-	}
-	if refreshToken, resp = get("refresh_token"); resp != nil {
-		return concur.Secret{}, concur.Secret{}, resp
-	}
-	if !requestToken.IsZero() && !refreshToken.IsZero() {
-		resp = logical.ErrorResponse("request_token, refresh_token: give one or the other, not both")
-	}
-	return requestToken, refreshToken, resp
-}
-
-// refreshTokenGeolocation is where the refresh grant checking an imported
-// refresh token goes: the geolocation given with it (checked against the
-// allow-list), or base_url.
-func refreshTokenGeolocation(d *framework.FieldData, refreshToken concur.Secret, app appView) (string, *logical.Response) {
-	raw, ok := d.GetOk("geolocation")
-	if !ok {
-		return app.entry.BaseURL, nil
-	}
-	if refreshToken.IsZero() {
-		return "", fieldError("geolocation", "goes with refresh_token (it names where that token lives)")
-	}
-	if len(raw.(string)) > maxPatternLength {
-		return "", fieldError("geolocation", "is longer than %d characters", maxPatternLength)
-	}
-	geo, err := concur.NormalizeBaseURL(raw.(string))
-	if err != nil {
-		return "", fieldError("geolocation", "%v", err)
-	}
-	if err := app.client.AllowedHosts().Check(geo); err != nil {
-		return "", fieldError("geolocation", "%s is not allowed by allowed_hosts", geo)
-	}
-	return geo, nil
 }
 
 // bootstrapError explains why Concur would not issue a token for the given
