@@ -18,9 +18,7 @@ import (
 // default company's prewarm: companies/default is written through config only.
 func TestOnboardingPolicyCannotRepointDefaultCompany(t *testing.T) {
 	t.Parallel()
-	s := newSim(t, concurtest.Options{})
-	n := StartInitUnseal(t, storageInmem)
-	SetupPlugin(t, mountPath, n)
+	s, n := newMount(t)
 	root := n.Client
 	s.bootstrap(t, root, mountPath)
 	putPartnerPolicies(t, root)
@@ -60,9 +58,7 @@ func TestOnboardingPolicyCannotRepointDefaultCompany(t *testing.T) {
 // only the companies that exist and no metric series names a failed one.
 func TestFailedOnboardingWritesLeaveNoCompanyOrSeries(t *testing.T) {
 	t.Parallel()
-	s := newSim(t, concurtest.Options{})
-	n := StartInitUnseal(t, storageInmem)
-	SetupPlugin(t, mountPath, n)
+	s, n := newMount(t)
 	root := n.Client
 	s.configureApp(t, root)
 	putPartnerPolicies(t, root)
@@ -117,9 +113,7 @@ func TestFailedOnboardingWritesLeaveNoCompanyOrSeries(t *testing.T) {
 // the error and its delete works.
 func TestUndecodableCompanyEntryCostsOnlyThatCompany(t *testing.T) {
 	t.Parallel()
-	s := newSim(t, concurtest.Options{})
-	n := StartInitUnseal(t, storageInmem)
-	SetupPlugin(t, mountPath, n)
+	s, n := newMount(t)
 	root := n.Client
 	s.configureApp(t, root)
 	acme, globex := randUUID(), randUUID()
@@ -185,4 +179,13 @@ func corruptStorageEntry(t testing.TB, c *api.Client, mount, key, value string) 
 	if _, err := c.Logical().WriteWithContext(ctxT(t, time.Minute), path, map[string]any{"value": value}); err != nil {
 		t.Fatalf("write %s: %v", path, err)
 	}
+}
+
+// newMount is a simulator and a fresh Vault server with the plugin enabled at mountPath.
+func newMount(t testing.TB) (*sim, *Node) {
+	t.Helper()
+	s := newSim(t, concurtest.Options{})
+	n := StartInitUnseal(t, storageInmem)
+	SetupPlugin(t, mountPath, n)
+	return s, n
 }
