@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
@@ -102,17 +103,25 @@ func TestRevokeDeletesOnlyWhenConcurSaysTheConnectionIsGone(t *testing.T) {
 }
 
 // On a v0.1.0 layout, a read of companies/default before anything else
-// loaded the app answers the company.
+// loaded the app answers the company: on the node that upgrades the layout
+// and on one that may not write (which serves it from the v0.1.0 entry).
 func TestDefaultCompanyReadFirstOnV010Layout(t *testing.T) {
-	e := newTestEnv(t, concurtest.Options{})
-	e.bootstrap()
-	live := e.asV010Layout()
-	b := e.newInstance()
-	resp, err := requestOn(b, e.storage, logical.ReadOperation, "companies/default", nil)
-	if err != nil || resp == nil || resp.IsError() {
-		t.Fatalf("read companies/default first on a v0.1.0 layout: %v %v, want the company", resp, err)
-	}
-	if resp.Data["company_uuid"] != live.CompanyUUID || resp.Data["status"] != statusOK {
-		t.Errorf("companies/default = %v", resp.Data)
+	for _, mayWrite := range []bool{true, false} {
+		t.Run(fmt.Sprint("may write ", mayWrite), func(t *testing.T) {
+			e := newTestEnv(t, concurtest.Options{})
+			e.bootstrap()
+			live := e.asV010Layout()
+			if !mayWrite {
+				e.asReplicationState(consts.ReplicationPerformanceStandby, false)
+			}
+			b := e.newInstance()
+			resp, err := requestOn(b, e.storage, logical.ReadOperation, "companies/default", nil)
+			if err != nil || resp == nil || resp.IsError() {
+				t.Fatalf("read companies/default first on a v0.1.0 layout: %v %v, want the company", resp, err)
+			}
+			if resp.Data["company_uuid"] != live.CompanyUUID || resp.Data["status"] != statusOK {
+				t.Errorf("companies/default = %v", resp.Data)
+			}
+		})
 	}
 }
