@@ -29,9 +29,9 @@ alive by the engine well before Concur's idle limit either way.
 
 The company's own paths: companies/<name>/creds, companies/<name>/rotate and
 companies/<name>/profile..., as the root paths are the default company's
-(also visible here as companies/default). Reads never return a secret; they
-show the same state as config read. Delete takes revoke=true as config does.
-LIST companies/ lists the names.
+(also visible here as companies/default, which config alone writes and
+deletes). Reads never return a secret; they show the same state as config
+read. Delete takes revoke=true as config does. LIST companies/ lists the names.
 `
 
 // companyFields are the schema of a company's settings (config has them
@@ -151,6 +151,18 @@ func (b *backend) companyToWrite(d *framework.FieldData) (co *company, release f
 	return co, release, nil
 }
 
+// refuseDefaultCompanyWrite: companies/default is configured through config
+// only, so that a policy granting companies/+ (the onboarding service's)
+// cannot repoint the root creds or switch its prewarm.
+func refuseDefaultCompanyWrite(d *framework.FieldData) *logical.Response {
+	if name, ok := pathName(d); ok && name == defaultCompanyName {
+		return logical.ErrorResponse("companies/%s: the default company is configured through config only "+
+			"(write or delete concur/config); its reads and companies/%s/creds, /rotate and /profile work here as well",
+			defaultCompanyName, defaultCompanyName)
+	}
+	return nil
+}
+
 // companyToRead is the company a read is about; a named company that does
 // not exist is a 404 (and leaves nothing behind in memory).
 func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *framework.FieldData) (*company, *logical.Response, error) {
@@ -241,6 +253,9 @@ func (b *backend) pathCompanyWrite(ctx context.Context, req *logical.Request, d 
 	if resp := rejectUnknownFields(req, d, "revoke"); resp != nil {
 		return resp, nil
 	}
+	if resp := refuseDefaultCompanyWrite(d); resp != nil {
+		return resp, nil
+	}
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
@@ -283,6 +298,9 @@ func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	if resp := refuseDefaultCompanyWrite(d); resp != nil {
+		return resp, nil
+	}
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
@@ -303,7 +321,7 @@ func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d
 func (b *backend) deleteCompany(ctx context.Context, s logical.Storage, co *company, revoke bool) error {
 	if revoke {
 		if err := b.revokeConnection(ctx, s, co); err != nil {
-			return err
+			return notRevoked(co.name, err)
 		}
 		b.Logger().Info("connection revoked at Concur", "company", co.name)
 	}
@@ -314,6 +332,17 @@ func (b *backend) deleteCompany(ctx context.Context, s logical.Storage, co *comp
 		return err
 	}
 	return nil
+}
+
+// notRevoked is the error of a delete whose revocation failed: it says
+// that nothing was deleted, and keeps the status (and Concur's words).
+func notRevoked(name string, err error) error {
+	var coded logical.HTTPCodedError
+	if !errors.As(err, &coded) {
+		return err // ErrReadOnly, for Vault to forward
+	}
+	return logical.CodedError(coded.Code(), fmt.Sprintf("%s was not deleted (everything is kept): "+
+		"its connection could not be revoked at Concur: %s", companyPath(name, ""), coded.Error()))
 }
 
 // checkGeolocationsAllowed refuses allowed_hosts that would no longer admit
@@ -384,7 +413,8 @@ func bootstrapError(field string, err error) (*logical.Response, error) {
 // Concur refuses the bearer token, an earlier attempt may already have
 // revoked it (its answer lost on the way): a refresh grant tells. If Concur
 // no longer knows the refresh token, the connection is gone, which is what
-// was asked for; if it issues a new token, the revocation is tried once more.
+// was asked for; if it issues a new token, the revocation is tried once more;
+// any other refusal fails the delete (see connectionGone).
 func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *company) error {
 	sv, err := co.usable(ctx, s, minServeTTL)
 	if err != nil {
@@ -398,8 +428,8 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *c
 		return nil
 	}
 	e, rerr := co.rotate(ctx, s)
-	if concur.RefusedForGood(rerr) {
-		return nil // Concur refuses the refresh token: the connection is already revoked
+	if connectionGone(rerr) {
+		return nil
 	}
 	if rerr != nil {
 		return upstreamError(rerr)
@@ -408,4 +438,13 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *c
 		return upstreamError(err)
 	}
 	return nil
+}
+
+// connectionGone: Concur refused the refresh token itself (code 108: bad,
+// expired or revoked), so the connection is already revoked. A refusal of
+// the app (59, 61, 64) or of the company (53, 123) leaves the connection
+// live at Concur: deleting its only refresh token then would orphan it.
+func connectionGone(err error) bool {
+	var ce *concur.Error
+	return concur.RefusedForGood(err) && errors.As(err, &ce) && ce.Code == concur.CodeBadRefreshToken
 }
