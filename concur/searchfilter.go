@@ -3,6 +3,7 @@ package concur
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	filter "github.com/scim2/filter-parser/v2"
@@ -219,6 +220,15 @@ func (sc *dialectScan) close() error {
 	return nil
 }
 
+// groupingOf is the grouping a stand-in attribute name marks.
+func (sc *dialectScan) groupingOf(name string) (grouping, bool) {
+	i, err := strconv.Atoi(strings.TrimPrefix(name, groupingMark))
+	if !strings.HasPrefix(name, groupingMark) || err != nil || i < 0 || i >= len(sc.groupings) {
+		return grouping{}, false
+	}
+	return sc.groupings[i], true
+}
+
 // graft puts each grouping back into the parsed tree as a ValuePath.
 func (sc *dialectScan) graft(e filter.Expression) (filter.Expression, error) {
 	var err error
@@ -230,11 +240,10 @@ func (sc *dialectScan) graft(e filter.Expression) (filter.Expression, error) {
 	case *filter.NotExpression:
 		e.Expression, err = sc.graft(e.Expression)
 	case *filter.AttributeExpression:
-		var n int
-		if _, scanErr := fmt.Sscanf(e.AttributePath.AttributeName, groupingMark+"%d", &n); scanErr != nil || n >= len(sc.groupings) {
+		g, ok := sc.groupingOf(e.AttributePath.AttributeName)
+		if !ok {
 			return e, nil
 		}
-		g := sc.groupings[n]
 		vp := &filter.ValuePath{}
 		if vp.AttributePath, err = filter.ParseAttrPath([]byte(g.base)); err != nil {
 			return nil, filterErrorf("%q is not an attribute name", shorten(g.base))

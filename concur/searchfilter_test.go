@@ -17,7 +17,7 @@ func TestParseSearchFilter(t *testing.T) {
 	accepted := map[string]string{
 		`active eq true and emails.value ew "@sap.com"`:                                  `active eq true and emails.value ew "@sap.com"`,
 		ent + `:employeeNumber eq "cteadmin@p1203564elir.com"`:                           ent + `:employeeNumber eq "cteadmin@p1203564elir.com"`,
-		`active eq true and ` + ent + `:startDate le 2018-12-31`:                         `active eq true and ` + ent + `:startDate le "2018-12-31"`,
+		ent + `:startDate le 2018-12-31`:                                                 ent + `:startDate le "2018-12-31"`,
 		`ID EQ 3df11695-e8bb-40ff-8e98-c85913ab2789`:                                     `id eq "3df11695-e8bb-40ff-8e98-c85913ab2789"`,
 		`id eq aa076ada-80a9-4f57-8e98-9300b1c3171d`:                                     `id eq "aa076ada-80a9-4f57-8e98-9300b1c3171d"`,
 		`Emails[Type eq "work" or value sw "admin" or verified eq false]`:                `emails[type eq "work" or value sw "admin" or verified eq false]`,

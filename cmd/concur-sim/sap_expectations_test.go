@@ -113,12 +113,13 @@ func authExpectations() map[string]sapExpect {
 func authSamplesExpectations() map[string]sapExpect {
 	userGrant := "user-level grants (authorization code, OTP) are not modelled: concur-sim issues company tokens, and the " +
 		"collection's CODE and otp variables are unset; SAP's script then parses a token that is not there"
+	failsThere := []string{"Status code is 200", "test-script"}
 	return map[string]sapExpect{
 		"Password Grant - Authtoken":         {status: 200, shape: tokenSet},
 		"Auth Grant - Get Auth Page":         {status: 404, shape: notModelled, why: "the browser login page is not modelled"},
-		"Auth Grant - Exchange Token":        {status: 400, shape: oauthError, fails: []string{"Status code is 200", "test-script"}, why: userGrant},
+		"Auth Grant - Exchange Token":        {status: 400, shape: oauthError, fails: failsThere, why: userGrant},
 		"OTP Grant - Request One Time Token": {status: 404, shape: notModelled, why: "one-time tokens by e-mail are not modelled"},
-		"OTP Grant - Request Access Token":   {status: 400, shape: oauthError, fails: []string{"Status code is 200", "test-script"}, why: userGrant},
+		"OTP Grant - Request Access Token":   {status: 400, shape: oauthError, fails: failsThere, why: userGrant},
 		"1.6 Refresh Token":                  {status: 200, shape: tokenSet},
 		"1.7 Revoke Token":                   {status: 200},
 	}
@@ -128,6 +129,7 @@ func provisioningExpectations(userID string) map[string]sapExpect {
 	const (
 		byID     = "Check if user is returned by ID"
 		allUsers = "Retrieving all users"
+		noLookup = "Identity v4 documents no /Users/lookup; lookup is read as a user id, which is not a UUID"
 		idOfList = "SAP's script reads id at the top of a ListResponse, which Identity v4 documents (and captures show) " +
 			"as totalResults/Resources: it fails against Concur's documented shape too"
 	)
@@ -140,7 +142,7 @@ func provisioningExpectations(userID string) map[string]sapExpect {
 		"Get All identy":                        nm(allUsers), // {{scim_root}}/Users: no /profile/identity/v4 before Users
 		"Get Identity by employeeNumber":        {status: 200, shape: list(0), fails: []string{byID}, why: idOfList},
 		"Get Identity by externalID":            {status: 200, shape: list(0), fails: []string{byID}, why: idOfList},
-		"Get Identity by userName":              {status: 400, shape: scimError("400"), fails: []string{byID}, why: "Identity v4 documents no /Users/lookup; lookup is read as a user id, which is not a UUID"},
+		"Get Identity by userName":              {status: 400, shape: scimError("400"), fails: []string{byID}, why: noLookup},
 		"Get Identity by UUID and entitlement":  {status: 200, shape: userWith(userID)},
 		"Get Identity by ID by startIndex":      {status: 200, shape: userWith(userID)},
 		"Get Identity by ID by count":           {status: 200, shape: list(-1), fails: []string{byID}, why: idOfList},

@@ -119,7 +119,8 @@ func TestStrictPaths(t *testing.T) {
 	check("//profile/identity/v4/Users/"+id, http.StatusNotFound)
 	check("/profile/identity/v4/Schemas/", http.StatusOK)
 
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/_sim/strict-paths", jsonBody(map[string]bool{"strict": false}))
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/_sim/strict-paths",
+		jsonBody(map[string]bool{"strict": false}))
 	if r := do(t, s.Client(), req); r.status != http.StatusOK {
 		t.Fatalf("POST /_sim/strict-paths: %d %s", r.status, r.raw)
 	}

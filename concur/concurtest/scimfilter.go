@@ -1,6 +1,7 @@
 package concurtest
 
 import (
+	"slices"
 	"strings"
 
 	filter "github.com/scim2/filter-parser/v2"
@@ -67,23 +68,13 @@ func pathOf(p filter.AttributePath) []string {
 func matchComparison(vals []any, op filter.CompareOperator, want any) bool {
 	switch op {
 	case filter.PR:
-		for _, v := range vals {
-			if s, isStr := v.(string); v != nil && (!isStr || s != "") {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(vals, present)
 	case filter.NE:
 		// "When using ne, results can include null values."
 		return !matchComparison(vals, filter.EQ, want)
 	case filter.EQ:
 		if want == nil {
-			for _, v := range vals {
-				if v != nil {
-					return false
-				}
-			}
-			return true
+			return !slices.ContainsFunc(vals, func(v any) bool { return v != nil })
 		}
 	}
 	for _, v := range vals {
@@ -92,6 +83,12 @@ func matchComparison(vals []any, op filter.CompareOperator, want any) bool {
 		}
 	}
 	return false
+}
+
+// present is SCIM's pr: a value that is neither null nor empty.
+func present(v any) bool {
+	s, isStr := v.(string)
+	return v != nil && (!isStr || s != "")
 }
 
 // attributeValues walks path through obj, flattening multi-valued
