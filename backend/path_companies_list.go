@@ -22,8 +22,8 @@ LIST companies/ answers the company names (keys) and each company's state
 status, geolocation, the access and refresh tokens' expiry, the code and time
 of the last error, prewarm. Never a secret.
 
-Query parameters: status (ok, degraded or needs_bootstrap: only those
-companies), after (only names that sort after this one: the last name of the
+Query parameters: status (ok, degraded, needs_bootstrap or unreadable: only
+those companies), after (only names that sort after this one: the last name of the
 previous page) and limit (at most this many; default all). "vault list" sends
 no parameters; use the HTTP API
 (curl -H "X-Vault-Token: ..." "$VAULT_ADDR/v1/concur/companies?list=true&status=needs_bootstrap")
@@ -37,7 +37,7 @@ var oauthErrorCode = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // listStatuses are the values the status filter takes (a company's status
 // as reads show it).
-var listStatuses = []string{statusOK, statusDegraded, statusNeedsBootstrap}
+var listStatuses = []string{statusOK, statusDegraded, statusNeedsBootstrap, statusUnreadable}
 
 func pathCompaniesList(b *backend) *framework.Path {
 	return &framework.Path{
@@ -47,7 +47,7 @@ func pathCompaniesList(b *backend) *framework.Path {
 			"status": {
 				Type:        framework.TypeString,
 				Query:       true,
-				Description: "Only the companies in this state: ok, degraded or needs_bootstrap.",
+				Description: "Only the companies in this state: ok, degraded, needs_bootstrap or unreadable.",
 			},
 			"after": {
 				Type:        framework.TypeString,
@@ -98,7 +98,7 @@ func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, d
 	if resp != nil {
 		return resp, nil
 	}
-	names, err := b.tokens.names(ctx, req.Storage)
+	names, err := b.companyNames(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -109,14 +109,14 @@ func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, d
 		if q.limit > 0 && len(keys) == q.limit {
 			break
 		}
-		v, err := b.tokens.company(name).load(ctx, req.Storage)
+		co, err := b.lookup(ctx, req.Storage, name)
 		if err != nil {
 			return nil, err
 		}
-		if v.entry == nil {
-			continue // deleted since names
+		if co == nil {
+			continue // deleted since companyNames
 		}
-		row := companyListInfo(v)
+		row := companyListInfo(co.current())
 		if q.status != "" && row["status"] != q.status {
 			continue
 		}
@@ -129,6 +129,10 @@ func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, d
 // companyListInfo is a company's row in LIST's key_info: its state in
 // brief, as companies/<name> read shows it in full. No secret.
 func companyListInfo(v companyView) map[string]any {
+	if v.entry == nil { // stored but undecodable (v.unreadable): companies/<name> read says why
+		return map[string]any{"status": statusUnreadable, "geolocation": "", "access_token_expires_at": "",
+			"refresh_token_expires_at": "", "last_error_code": statusUnreadable, "last_error_at": "", "prewarm": false}
+	}
 	t := v.entry.Token
 	status, _ := displayStatus(v)
 	return map[string]any{

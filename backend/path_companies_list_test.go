@@ -125,6 +125,30 @@ func TestCompaniesListFilterAndPaging(t *testing.T) {
 	}
 }
 
+// A stored entry that cannot be decoded is listed as unreadable (status=
+// unreadable finds it), next to the others.
+func TestCompaniesListShowsUnreadable(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("acme", 1, "")
+	e.putRaw(companyStorageKey("bad"), `{"company_uuid": "x", "prewarm": "yes"}`)
+	fresh := e.newInstance()
+	resp, err := requestOn(fresh, e.storage, logical.ListOperation, "companies/", map[string]any{"status": statusUnreadable})
+	if err != nil || resp == nil || resp.IsError() {
+		t.Fatalf("LIST status=unreadable: %v %v", resp, err)
+	}
+	info, _ := resp.Data["key_info"].(map[string]any)
+	if fmt.Sprint(resp.Data["keys"]) != "[bad]" || fmt.Sprint(info["bad"]) == "" {
+		t.Fatalf("LIST status=unreadable: %v", resp.Data)
+	}
+	if row, _ := info["bad"].(map[string]any); row["status"] != statusUnreadable || len(row) != 7 {
+		t.Errorf("the unreadable company's row: %v", row)
+	}
+	resp, err = requestOn(fresh, e.storage, logical.ListOperation, "companies/", nil)
+	if err != nil || fmt.Sprint(resp.Data["keys"]) != "[acme bad]" {
+		t.Errorf("LIST: %v %v", resp, err)
+	}
+}
+
 // Bad parameters are refused naming the field; a company deleted is gone
 // from the list.
 func TestCompaniesListRefusesBadParameters(t *testing.T) {

@@ -62,7 +62,7 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	if f := d.Get("format").(string); f != "" && f != "prometheus" {
 		return fieldError("format", "must be prometheus, got %.32q", f), nil
 	}
-	views, err := b.tokens.views(ctx, req.Storage)
+	views, err := b.companyViews(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (b *backend) companyLabel(d *framework.FieldData) string {
 	if !ok {
 		return defaultCompanyName
 	}
-	if validCompanyName(name) && b.tokens.exists(name) {
+	if validCompanyName(name) && b.companies.exists(name) {
 		return name
 	}
 	return "unknown"
