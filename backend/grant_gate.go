@@ -70,6 +70,14 @@ func (g *grantGate) jobContext(parent context.Context) (context.Context, context
 	return ctx, func() { stop(); cancel() }
 }
 
+// callContext is ctx, ended also when the instance is cut off (Clean): for
+// a Concur call made under do for a request, so that Clean need not wait for it.
+func (g *grantGate) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(g.life, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
 // do runs fn, a Concur call or a storage write of this instance, unless
 // Clean has cut this instance off.
 func (g *grantGate) do(fn func() error) error {

@@ -29,3 +29,22 @@ func TestAppOnlyConfigWriteAfterCleanWritesNothing(t *testing.T) {
 		t.Errorf("%d storage writes after Clean returned", got)
 	}
 }
+
+// revoke=true asks Concur to end the company's connection: a state change
+// at Concur, which after Clean is the next instance's to make (or not).
+func TestRevokeAfterCleanCallsNothing(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("acme", 1, "")
+	e.b.Cleanup(context.Background())
+	calls := e.sim.Calls(concurtest.EndpointConnections)
+	_, err := e.request(logical.DeleteOperation, "companies/acme", map[string]any{"revoke": true})
+	if codeOf(err) != http.StatusServiceUnavailable {
+		t.Errorf("a delete with revoke=true after Clean: %v, want 503 (shutting down)", err)
+	}
+	if got := e.sim.Calls(concurtest.EndpointConnections) - calls; got != 0 {
+		t.Errorf("%d revocations sent to Concur after Clean returned", got)
+	}
+	if _, found := storedCompany(e.storage, "acme"); !found {
+		t.Errorf("the company was deleted after Clean returned")
+	}
+}
