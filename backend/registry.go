@@ -239,6 +239,7 @@ func (r *registry) loadAll(ctx context.Context, s logical.Storage, withDefault b
 		return err
 	}
 	var errs []error
+	var failed []string
 	for _, name := range names {
 		if !validCompanyName(name) {
 			r.log().Warn("ignoring a storage entry that is not a company name", "key", companyStoragePrefix+truncate(name, 64))
@@ -246,9 +247,15 @@ func (r *registry) loadAll(ctx context.Context, s logical.Storage, withDefault b
 		}
 		if _, err := r.lookup(ctx, s, name); err != nil {
 			errs = append(errs, fmt.Errorf("company %s: %w", name, err))
+			failed = append(failed, name)
 		}
 	}
 	if len(errs) > 0 {
+		r.mu.Lock()
+		for _, name := range failed { // toLoad took them off unlisted: read them again next time
+			r.unlisted[name] = struct{}{}
+		}
+		r.mu.Unlock()
 		return errors.Join(errs...)
 	}
 	r.mu.Lock()

@@ -2,6 +2,8 @@ package backend
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -46,5 +48,53 @@ func TestRevokeAfterCleanCallsNothing(t *testing.T) {
 	}
 	if _, found := storedCompany(e.storage, "acme"); !found {
 		t.Errorf("the company was deleted after Clean returned")
+	}
+}
+
+// getFailingStorage fails reads of one key while failing is set.
+type getFailingStorage struct {
+	logical.Storage
+	key     string
+	failing bool
+}
+
+func (s *getFailingStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	if s.failing && k == s.key {
+		return nil, errors.New("storage unavailable")
+	}
+	return s.Storage.Get(ctx, k)
+}
+
+// A company created elsewhere (heard of through Invalidate, as a
+// performance standby does) whose first read fails is read again by the
+// next list, as loadAll promises, instead of vanishing from lists and
+// metrics until someone reads it by name.
+func TestCompanyWhoseReadFailedIsListedNextTime(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("acme", 1, "")
+	standby := e.newInstance()
+	s := &getFailingStorage{Storage: e.storage, key: companyStorageKey("elsewhere")}
+	list := func() (string, error) {
+		resp, err := requestOn(standby, s, logical.ListOperation, "companies/", nil)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprint(resp.Data["keys"]), nil
+	}
+	if keys, err := list(); err != nil || keys != "[acme]" {
+		t.Fatalf("first list: %s %v", keys, err)
+	}
+	st, _ := storedCompany(e.storage, "acme")
+	if err := putJSON(context.Background(), e.storage, companyStorageKey("elsewhere"), &st); err != nil {
+		t.Fatal(err)
+	}
+	standby.invalidate(context.Background(), companyStorageKey("elsewhere"))
+	s.failing = true
+	if _, err := list(); err == nil {
+		t.Errorf("a list while the new company's entry cannot be read succeeded")
+	}
+	s.failing = false
+	if keys, err := list(); err != nil || keys != "[acme elsewhere]" {
+		t.Errorf("list once storage answers again: %s %v, want [acme elsewhere]", keys, err)
 	}
 }
