@@ -98,3 +98,37 @@ func TestCompanyWhoseReadFailedIsListedNextTime(t *testing.T) {
 		t.Errorf("list once storage answers again: %s %v, want [acme elsewhere]", keys, err)
 	}
 }
+
+// A read of a company not yet in memory reads storage, then keeps the
+// company: a delete that ran in between must not be undone in memory (the
+// deleted company served, listed and renewed as if it existed).
+func TestReadRacingADeleteDoesNotBringTheCompanyBack(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("acme", 1, "")
+	e.connect("gone", 2, "")
+	fresh := e.newInstance()
+	hs := &holdingStorage{Storage: e.storage, key: companyStorageKey("gone"), read: make(chan struct{}), release: make(chan struct{})}
+	type result struct {
+		resp *logical.Response
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := requestOn(fresh, hs, logical.ReadOperation, "companies/gone/creds", nil)
+		done <- result{resp, err}
+	}()
+	<-hs.read // the read has the entry in hand, not yet the company in memory
+	if _, err := requestOn(fresh, e.storage, logical.DeleteOperation, "companies/gone", nil); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	close(hs.release)
+	<-done // served the token it read before the delete, or 404: either is an answer of its moment
+	if _, err := requestOn(fresh, e.storage, logical.ReadOperation, "companies/gone/creds", nil); codeOf(err) != http.StatusNotFound {
+		t.Errorf("creds of the deleted company after the race: %v, want 404", err)
+	}
+	resp, err := requestOn(fresh, e.storage, logical.ListOperation, "companies/", nil)
+	if err != nil || fmt.Sprint(resp.Data["keys"]) != "[acme]" {
+		t.Errorf("list after the race: %v %v, want [acme]", resp, err)
+	}
+	e.assertMemoryFollowsStorage(fresh)
+}
