@@ -50,6 +50,10 @@ func (co *company) configureLocked(ctx context.Context, s logical.Storage, c com
 	case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
 		next.Token = v.entry.Token
 		err = co.saveState(ctx, s, next)
+	case v.unreadable != "":
+		// It may hold the company's only refresh token: only a new token replaces it.
+		return nil, logical.CodedError(http.StatusBadRequest, "request_token, refresh_token: one is needed here: "+
+			msgUnreadable+": "+v.unreadable)
 	default:
 		next.Token.Status = statusNeedsBootstrap
 		err = co.saveState(ctx, s, next)

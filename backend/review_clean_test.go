@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -131,4 +132,32 @@ func TestReadRacingADeleteDoesNotBringTheCompanyBack(t *testing.T) {
 		t.Errorf("list after the race: %v %v, want [acme]", resp, err)
 	}
 	e.assertMemoryFollowsStorage(fresh)
+}
+
+// An entry that cannot be decoded may still hold the company's only
+// refresh token (a later version's field, a damaged flag): a write without
+// a new token must not replace it with a token-less entry, as it would for
+// a company that does not exist. Only a new token or a delete replaces it.
+func TestTokenlessWriteKeepsAnUndecodableEntry(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	uuid := e.connect("bad", 1, "")
+	raw, err := e.storage.Get(context.Background(), companyStorageKey("bad"))
+	if err != nil || raw == nil {
+		t.Fatalf("stored entry: %v", err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(raw.Value, &fields); err != nil {
+		t.Fatal(err)
+	}
+	fields["prewarm"] = "yes" // a later version's form of the field
+	damaged, _ := json.Marshal(fields)
+	e.putRaw(companyStorageKey("bad"), string(damaged))
+	fresh := e.newInstance()
+	resp, err := requestOn(fresh, e.storage, logical.UpdateOperation, "companies/bad", map[string]any{"company_uuid": uuid, "prewarm": false})
+	if err == nil && !resp.IsError() {
+		t.Errorf("a write without a token over an undecodable entry succeeded")
+	}
+	if after, _ := e.storage.Get(context.Background(), companyStorageKey("bad")); after == nil || string(after.Value) != string(damaged) {
+		t.Errorf("the undecodable entry (and the refresh token in it) was replaced by a write that brought no token")
+	}
 }
