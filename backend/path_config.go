@@ -178,6 +178,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp != nil {
 		return resp, nil
 	}
+	change.setsApp = true
 	skip := ""
 	if change.bootstraps() {
 		skip = defaultCompanyName // its geolocation comes with the new token

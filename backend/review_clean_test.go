@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -159,5 +161,59 @@ func TestTokenlessWriteKeepsAnUndecodableEntry(t *testing.T) {
 	}
 	if after, _ := e.storage.Get(context.Background(), companyStorageKey("bad")); after == nil || string(after.Value) != string(damaged) {
 		t.Errorf("the undecodable entry (and the refresh token in it) was replaced by a write that brought no token")
+	}
+}
+
+// tokenCallHold keeps the first token request until release is closed.
+type tokenCallHold struct {
+	base          http.RoundTripper
+	once          sync.Once
+	sent, release chan struct{}
+}
+
+func (h *tokenCallHold) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/oauth2/v0/token" {
+		first := false
+		h.once.Do(func() { first = true })
+		if first {
+			close(h.sent)
+			<-h.release
+		}
+	}
+	return h.base.RoundTrip(r)
+}
+
+// A company write carries the app's settings as it found them, not new
+// ones: an app-only config write (here refresh_margin; as well a new
+// client_secret) made while the company's grant was under way must not be
+// undone by it, in memory or in storage.
+func TestCompanyWriteKeepsAConcurrentConfigWrite(t *testing.T) {
+	e := newPartnerEnv(t, concurtest.Options{})
+	e.connect("acme", 1, "")
+	fresh := e.newInstance()
+	hold := &tokenCallHold{base: e.sim.Client().Transport, sent: make(chan struct{}), release: make(chan struct{})}
+	fresh.httpClient = &http.Client{Transport: hold}
+	uuid := companyUUID(2)
+	e.sim.AddCompany(uuid, "")
+	done := make(chan error, 1)
+	go func() {
+		_, err := requestOn(fresh, e.storage, logical.CreateOperation, "companies/globex", map[string]any{
+			"company_uuid": uuid, "request_token": e.sim.NewRequestToken(testClientID, uuid)})
+		done <- err
+	}()
+	<-hold.sent // the company's grant is under way, with the app's settings as they were
+	if _, err := requestOn(fresh, e.storage, logical.UpdateOperation, "config", map[string]any{"refresh_margin": 900}); err != nil {
+		t.Fatalf("config write: %v", err)
+	}
+	close(hold.release)
+	if err := <-done; err != nil {
+		t.Fatalf("company write: %v", err)
+	}
+	var stored appEntry
+	if _, err := getJSON(context.Background(), e.storage, appStorageKey, &stored); err != nil || stored.RefreshMargin != 900*time.Second {
+		t.Errorf("stored refresh_margin %s (%v), want 15m0s: the config write was undone", stored.RefreshMargin, err)
+	}
+	if got := fresh.app.current().entry.RefreshMargin; got != 900*time.Second {
+		t.Errorf("refresh_margin in use %s, want 15m0s: the config write was undone in memory", got)
 	}
 }
