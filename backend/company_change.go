@@ -17,6 +17,10 @@ type companyChange struct {
 	// same request; it is stored after the company (and is current from
 	// the moment a grant made with it succeeded).
 	app appView
+	// setsApp: app is a config write's new settings. A write of a named
+	// company uses them as it found them and stores none: a config write
+	// made meanwhile must not be undone.
+	setsApp bool
 	// requestToken or refreshToken (at most one) bootstraps the company
 	// with a grant; with neither the stored tokens are kept.
 	requestToken, refreshToken concur.Secret

@@ -43,13 +43,17 @@ func (co *company) configureLocked(ctx context.Context, s logical.Storage, c com
 			return nil, gerr
 		}
 		next = co.issued(next, tok, c.app)
-		if c.app.entry != co.deps.app.current().entry {
+		if c.setsApp && c.app.entry != co.deps.app.current().entry {
 			co.deps.app.adopt(c.app) // the tokens it obtained must stay renewable with it
 		}
 		err = co.saveIssued(ctx, s, next)
 	case v.entry != nil && v.entry.CompanyUUID == c.companyUUID:
 		next.Token = v.entry.Token
 		err = co.saveState(ctx, s, next)
+	case v.unreadable != "":
+		// It may hold the company's only refresh token: only a new token replaces it.
+		return nil, logical.CodedError(http.StatusBadRequest, "request_token, refresh_token: one is needed here: "+
+			msgUnreadable+": "+v.unreadable)
 	default:
 		next.Token.Status = statusNeedsBootstrap
 		err = co.saveState(ctx, s, next)
@@ -57,13 +61,14 @@ func (co *company) configureLocked(ctx context.Context, s logical.Storage, c com
 	if err != nil {
 		return nil, err
 	}
-	return next, co.storeApp(ctx, s, c.app)
+	return next, co.storeApp(ctx, s, c)
 }
 
 // storeApp stores a config write's app settings, after its company, or
 // writes settings adopted by its grant.
-func (co *company) storeApp(ctx context.Context, s logical.Storage, app appView) error {
-	if app.entry == co.deps.app.current().entry {
+func (co *company) storeApp(ctx context.Context, s logical.Storage, c companyChange) error {
+	app := c.app
+	if !c.setsApp || app.entry == co.deps.app.current().entry {
 		return co.deps.gate.do(func() error { return co.deps.app.flush(ctx, s) })
 	}
 	if err := co.deps.gate.do(func() error { return co.deps.app.save(ctx, s, app) }); err != nil {

@@ -20,7 +20,7 @@
 //	appCache     app_cache.go    appCache.mu          the app's settings and client, the unsaved copy, v0.1.0's legacy entry
 //	grantGate    grant_gate.go   grantGate.mu         429 slow-down, refused app credentials, closed (Clean began)
 //	                             grantGate.slots      at most maxConcurrentGrants token calls in flight
-//	                             grantGate.live       the cut at Clean: held (read) by each Concur token call and company write
+//	                             grantGate.live       the cut at Clean: held (read) by each Concur token call and storage write
 //	registry     registry.go     registry.mu          the companies in memory (members, holds), listed/unlisted, the schedule
 //	                             registry.listMu      one loadAll at a time
 //	company      company.go      company.mu           its cached entry, unsaved/unreadable, marker sighting, last rejected renewal

@@ -47,7 +47,7 @@ type grantGate struct {
 	closing chan struct{}
 
 	// live is held for reading by every Concur token call and every storage
-	// write made for a company (see do); cut takes it for writing, so that
+	// write for a company or the app (see do); cut takes it for writing, so that
 	// once cut returns none is under way and none starts.
 	live sync.RWMutex
 	cut  bool
@@ -70,7 +70,15 @@ func (g *grantGate) jobContext(parent context.Context) (context.Context, context
 	return ctx, func() { stop(); cancel() }
 }
 
-// do runs fn, a Concur token call or a storage write for a company, unless
+// callContext is ctx, ended also when the instance is cut off (Clean): for
+// a Concur call made under do for a request, so that Clean need not wait for it.
+func (g *grantGate) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(g.life, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// do runs fn, a Concur call or a storage write of this instance, unless
 // Clean has cut this instance off.
 func (g *grantGate) do(fn func() error) error {
 	g.live.RLock()

@@ -401,7 +401,12 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *c
 	if err != nil {
 		return err
 	}
-	err = sv.app.client.RevokeConnection(ctx, sv.entry.Token.Geolocation, concur.NewSecret(sv.entry.Token.AccessToken))
+	// A change at Concur: after Clean it is the next instance's to make.
+	ctx, stop := b.gate.callContext(ctx)
+	defer stop()
+	err = b.gate.do(func() error {
+		return sv.app.client.RevokeConnection(ctx, sv.entry.Token.Geolocation, concur.NewSecret(sv.entry.Token.AccessToken))
+	})
 	if !concur.IsUnauthorized(err) {
 		if err != nil {
 			return upstreamError(err)
@@ -415,7 +420,10 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *c
 	if rerr != nil {
 		return upstreamError(rerr)
 	}
-	if err = sv.app.client.RevokeConnection(ctx, e.Token.Geolocation, concur.NewSecret(e.Token.AccessToken)); err != nil {
+	err = b.gate.do(func() error {
+		return sv.app.client.RevokeConnection(ctx, e.Token.Geolocation, concur.NewSecret(e.Token.AccessToken))
+	})
+	if err != nil {
 		return upstreamError(err)
 	}
 	return nil

@@ -168,7 +168,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		if resp, err := b.checkGeolocationsAllowed(ctx, req.Storage, app, ""); resp != nil || err != nil {
 			return resp, err
 		}
-		if err := b.app.save(ctx, req.Storage, app); err != nil {
+		// After Clean the next instance owns storage (and on CE never hears of this write).
+		if err := b.gate.do(func() error { return b.app.save(ctx, req.Storage, app) }); err != nil {
 			return nil, err
 		}
 		return b.configWritten(ctx, app, co, false)
@@ -177,6 +178,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp != nil {
 		return resp, nil
 	}
+	change.setsApp = true
 	skip := ""
 	if change.bootstraps() {
 		skip = defaultCompanyName // its geolocation comes with the new token
@@ -278,7 +280,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	if err := b.deleteCompany(ctx, req.Storage, co, d.Get("revoke").(bool)); err != nil {
 		return nil, err
 	}
-	if err := b.app.remove(ctx, req.Storage); err != nil {
+	if err := b.gate.do(func() error { return b.app.remove(ctx, req.Storage) }); err != nil {
 		return nil, err
 	}
 	b.sendEvent(ctx, configDeleteEvent())

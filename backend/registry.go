@@ -35,6 +35,10 @@ type registry struct {
 	listed   bool
 	unlisted map[string]struct{}
 	schedule schedule
+	// gone counts companies dropped from memory and changes heard of for
+	// companies not in memory: a probe that read storage before one of
+	// them may hold an entry that is no longer stored.
+	gone uint64
 }
 
 // member is a company in memory and what keeps it there.
@@ -71,6 +75,9 @@ func (r *registry) lookup(ctx context.Context, s logical.Storage, name string) (
 // probe reads a company not in memory and keeps it only if it exists (see
 // lookup); the map is written only then, not on every read.
 func (r *registry) probe(ctx context.Context, s logical.Storage, name string) (*company, error) {
+	r.mu.RLock()
+	gone := r.gone
+	r.mu.RUnlock()
 	co := r.newCompany(name)
 	v, err := co.load(ctx, s) // off the schedule: not a member yet
 	if err != nil || !v.exists() {
@@ -78,15 +85,31 @@ func (r *registry) probe(ctx context.Context, s logical.Storage, name string) (*
 	}
 	r.mu.Lock()
 	known := r.members[name]
-	if known == nil {
+	stale := known == nil && r.gone != gone // a delete may have run since the read
+	if known == nil && !stale {
 		r.members[name] = &member{co: co, exists: true, known: true}
+		delete(r.unlisted, name)
 	}
-	delete(r.unlisted, name)
 	r.mu.Unlock()
-	if known != nil {
+	switch {
+	case known != nil:
 		return known.co, nil
+	case stale:
+		return r.readHeld(ctx, s, name)
 	}
 	co.reschedule()
+	return co, nil
+}
+
+// readHeld reads the named company as a member, as a write does, so that
+// no delete runs between the read and the keeping (see probe).
+func (r *registry) readHeld(ctx context.Context, s logical.Storage, name string) (*company, error) {
+	co, release := r.acquire(name)
+	defer release()
+	v, err := co.load(ctx, s)
+	if err != nil || !v.exists() {
+		return nil, err
+	}
 	return co, nil
 }
 
@@ -143,6 +166,7 @@ func (r *registry) dropIfGoneLocked(m *member) bool {
 		return false
 	}
 	delete(r.members, name)
+	r.gone++
 	r.schedule.set(name, time.Time{})
 	if !m.known && r.listed {
 		r.unlisted[name] = struct{}{} // never read: storage may hold it
@@ -198,8 +222,11 @@ func (r *registry) popDue(now time.Time, limit int) []*company {
 func (r *registry) forget(name string) {
 	r.mu.Lock()
 	m := r.members[name]
-	if m == nil && r.listed {
-		r.unlisted[name] = struct{}{}
+	if m == nil {
+		r.gone++
+		if r.listed {
+			r.unlisted[name] = struct{}{}
+		}
 	}
 	r.mu.Unlock()
 	if m != nil {
@@ -239,6 +266,7 @@ func (r *registry) loadAll(ctx context.Context, s logical.Storage, withDefault b
 		return err
 	}
 	var errs []error
+	var failed []string
 	for _, name := range names {
 		if !validCompanyName(name) {
 			r.log().Warn("ignoring a storage entry that is not a company name", "key", companyStoragePrefix+truncate(name, 64))
@@ -246,9 +274,15 @@ func (r *registry) loadAll(ctx context.Context, s logical.Storage, withDefault b
 		}
 		if _, err := r.lookup(ctx, s, name); err != nil {
 			errs = append(errs, fmt.Errorf("company %s: %w", name, err))
+			failed = append(failed, name)
 		}
 	}
 	if len(errs) > 0 {
+		r.mu.Lock()
+		for _, name := range failed { // toLoad took them off unlisted: read them again next time
+			r.unlisted[name] = struct{}{}
+		}
+		r.mu.Unlock()
 		return errors.Join(errs...)
 	}
 	r.mu.Lock()
