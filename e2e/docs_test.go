@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -305,4 +307,73 @@ func TestKubernetesHelmValuesPointVaultAtTheInstalledPlugin(t *testing.T) {
 	if len(args) != 2 || args[0] != "-install" || args[1] != dir {
 		t.Errorf("init container args %v: want [-install %s]", args, dir)
 	}
+}
+
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// githubAnchor is the anchor GitHub gives a heading: lower case, punctuation other than
+// '-' and '_' dropped, spaces as '-'.
+func githubAnchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// TestREADMEIsScannableAndItsLinksResolve: README stays within 300 lines with a table of
+// contents, and every relative link of README and docs/*.md names an existing file and,
+// with #anchor, one of its headings.
+func TestREADMEIsScannableAndItsLinksResolve(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(readme), "\n"); n > 300 {
+		t.Errorf("README.md has %d lines, want at most 300 (details go to docs/design.md)", n)
+	}
+	if !strings.Contains(string(readme), "\n## Contents\n") {
+		t.Error("README.md has no table of contents")
+	}
+	files, _ := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	for _, f := range append([]string{filepath.Join(repoRoot, "README.md")}, files...) {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(string(raw), -1) {
+			checkLink(t, f, m[1])
+		}
+	}
+}
+
+func checkLink(t *testing.T, from, link string) {
+	t.Helper()
+	if strings.Contains(link, "://") || strings.HasPrefix(link, "mailto:") {
+		return
+	}
+	path, anchor, _ := strings.Cut(link, "#")
+	target := from
+	if path != "" {
+		target = filepath.Join(filepath.Dir(from), filepath.FromSlash(path))
+	}
+	raw, err := os.ReadFile(target)
+	if err != nil {
+		t.Errorf("%s: link %s: %v", filepath.Base(from), link, err)
+		return
+	}
+	if anchor == "" {
+		return
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if h, ok := strings.CutPrefix(line, "#"); ok && githubAnchor(strings.TrimSpace(strings.TrimLeft(h, "#"))) == anchor {
+			return
+		}
+	}
+	t.Errorf("%s: link %s: no heading with that anchor in %s", filepath.Base(from), link, filepath.Base(target))
 }

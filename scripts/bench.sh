@@ -29,7 +29,7 @@
 #   BENCH_BENCHTIME go test -benchtime (default 1s; the 10,000-company benchmarks of backend/
 #                   take about 20 s of it, one first-reads operation being 15 s)
 #   BENCH_PROFILE   seconds of the profiling pass (default 10; 0 skips it)
-#   BENCH_OUT       output directory (default docs/)
+#   BENCH_OUT       output directory (default docs/performance/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
 #                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way
@@ -49,7 +49,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 PROFILE=${BENCH_PROFILE:-10}
 CEILING_NAME=ceiling
 CONNS=${BENCH_CONNS:-32}
-OUT=${BENCH_OUT:-$ROOT/docs}
+OUT=${BENCH_OUT:-$ROOT/docs/performance}
 ROOT_TOKEN=bench-root
 EXTRA=${BENCH_EXTRA_PLUGIN:-}
 
