@@ -13,7 +13,7 @@
 
 SHELL        := /bin/bash
 MODULE       := github.com/concur-vault/vault-plugin-secrets-concur
-VERSION      ?= v0.2.0
+VERSION      ?= v0.3.0
 PLUGIN_NAME  := vault-plugin-secrets-concur
 BIN          := $(CURDIR)/bin
 PLUGIN_BIN   := $(BIN)/$(PLUGIN_NAME)

@@ -35,14 +35,14 @@
 #                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way
 #                   (companies/bench included), and read as two more targets (creds-b,
 #                   companies-b) in the same run
-#   VERSION         plugin version (default v0.2.0)
+#   VERSION         plugin version (default v0.3.0)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
-VERSION=${VERSION:-v0.2.0}
+VERSION=${VERSION:-v0.3.0}
 DURATION=${BENCH_DURATION:-16s}
 PHASE=${BENCH_PHASE:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
