@@ -38,8 +38,10 @@ PLATFORMS="${PLATFORMS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 window
   die "VERSION must be v + semver (e.g. v0.3.0), got '${VERSION}'"
 
 cd "$ROOT"
-TOOLCHAIN=$(awk '$1 == "toolchain" { print $2 }' go.mod)
-[[ "$TOOLCHAIN" =~ ^go[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "go.mod names no exact toolchain (toolchain goX.Y.Z)"
+# go.mod's toolchain line, or its go line when that names an exact release (go mod tidy drops a
+# toolchain line that repeats the go line).
+TOOLCHAIN=$(awk '$1 == "toolchain" { t = $2 } $1 == "go" { g = "go" $2 } END { print (t != "" ? t : g) }' go.mod)
+[[ "$TOOLCHAIN" =~ ^go[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "go.mod pins no exact Go release (toolchain goX.Y.Z), got '$TOOLCHAIN'"
 export GOTOOLCHAIN="$TOOLCHAIN" CGO_ENABLED=0 GOFLAGS=-mod=readonly GOAMD64=v1 GOARM64=v8.0 GOEXPERIMENT=
 [[ "$(go env GOVERSION)" == "$TOOLCHAIN" ]] || die "go runs $(go env GOVERSION), go.mod pins $TOOLCHAIN"
 
