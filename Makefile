@@ -1,11 +1,12 @@
 # vault-plugin-secrets-concur
 #
 #   make build   plugin binary in bin/, version stamped
-#   make test    everything CI runs: vet, unit tests with -race, brief fuzzing, end-to-end tests against real Vault
+#   make test    everything CI runs: lint, unit tests with -race, brief fuzzing, end-to-end tests against real Vault,
+#                the docs checks, the reproducibility check (release-check)
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
-#   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on both modules
+#   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on every module
 #   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64), an SBOM
 #                each, SHA256SUMS in dist/; then rebuilds elsewhere and compares byte for byte (reproducible)
 #   make release-check   the reproducibility check for the host platform (part of make test)
