@@ -6,9 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur/concurtest"
 )
@@ -108,5 +111,55 @@ func TestREADMEQuickStartsRunAsWritten(t *testing.T) {
 	if len(page.Data.Users) != len(s.Users(s.Company)) || page.Data.NextCursor == nil {
 		t.Errorf("roster page: %d users and next_cursor %v, want %d users and a next_cursor", len(page.Data.Users),
 			page.Data.NextCursor, len(s.Users(s.Company)))
+	}
+}
+
+// TestREADMEInstallRegistersTheRelease runs the README's install-and-register block as
+// written against a release built by scripts/release.sh (the host's linux/amd64 binary,
+// the block's VERSION) in its own directory, with Vault's plugin directory for
+// /etc/vault/plugins: the checksum check, install, -version, register by SHA-256 and
+// version, enable.
+func TestREADMEInstallRegistersTheRelease(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		t.Skip("the README's install block names the linux_amd64 binary")
+	}
+	block := readmeBlock(t, "vault plugin register -sha256")
+	m := regexp.MustCompile(`(?m)^VERSION=(v\S+)$`).FindStringSubmatch(block)
+	if m == nil || m[1] != pluginVersion {
+		t.Fatalf("README install block sets VERSION %v, want this tree's version %s", m, pluginVersion)
+	}
+	dist := t.TempDir()
+	script := exec.CommandContext(ctxT(t, 5*time.Minute), "bash", filepath.Join(repoRoot, "scripts", "release.sh"))
+	script.Env = append(os.Environ(), "VERSION="+pluginVersion, "DIST="+dist, "PLATFORMS=linux/amd64")
+	if out, err := script.CombinedOutput(); err != nil {
+		t.Fatalf("release.sh: %v\n%s", err, out)
+	}
+	sums, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := StartInitUnseal(t, storageInmem)
+	block = "cd '" + dist + "'\n" + strings.ReplaceAll(block, "/etc/vault/plugins", n.PluginDir)
+	runREADME(t, n, block, nil, nil)
+
+	binName := pluginName + "_" + pluginVersion + "_linux_amd64"
+	var wantSHA string
+	for _, line := range strings.Split(string(sums), "\n") {
+		if sum, name, ok := strings.Cut(line, "  "); ok && name == binName {
+			wantSHA = sum
+		}
+	}
+	plugin, err := n.Client.Sys().GetPluginWithContext(ctxT(t, time.Minute), &api.GetPluginInput{
+		Name: pluginName, Type: api.PluginTypeSecrets, Version: pluginVersion})
+	if err != nil || plugin.SHA256 != wantSHA {
+		t.Fatalf("registered plugin: %+v, %v; want SHA-256 %s from SHA256SUMS", plugin, err, wantSHA)
+	}
+	mounts, err := n.Client.Sys().ListMountsWithContext(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt := mounts[mountPath+"/"]; mt == nil || mt.Type != pluginName || mt.PluginVersion != pluginVersion {
+		t.Fatalf("mount %s/: %+v; want %s at %s", mountPath, mt, pluginName, pluginVersion)
 	}
 }
