@@ -1,17 +1,21 @@
 # vault-plugin-secrets-concur
 #
 #   make build   plugin binary in bin/, version stamped
-#   make test    everything CI runs: vet, unit tests with -race, brief fuzzing, end-to-end tests against real Vault,
-#                SAP's Postman collections against concur-sim (make sap-collections)
+#   make test    everything CI runs: lint, unit tests with -race, brief fuzzing, end-to-end tests against real Vault,
+#                the docs checks, SAP's Postman collections against concur-sim (sap-collections), the
+#                reproducibility check (release-check)
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
-#   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on both modules
-#   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64) + SHA256SUMS in dist/
+#   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on every module
+#   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64), an SBOM
+#                each, SHA256SUMS in dist/; then rebuilds elsewhere and compares byte for byte (reproducible)
+#   make release-check   the reproducibility check for the host platform (part of make test)
+#   make image   the OCI image (layout + tar in dist/) from dist/'s linux binaries, without a container daemon
 
 SHELL        := /bin/bash
 MODULE       := github.com/concur-vault/vault-plugin-secrets-concur
-VERSION      ?= v0.2.0
+VERSION      ?= v0.3.0
 PLUGIN_NAME  := vault-plugin-secrets-concur
 BIN          := $(CURDIR)/bin
 PLUGIN_BIN   := $(BIN)/$(PLUGIN_NAME)
@@ -19,7 +23,8 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim ceiling test unit fuzz e2e sap-collections fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
+.PHONY: build sim ceiling test unit fuzz e2e sap-collections fmt lint dev vault clean reliability soak bench release \
+	release-check image plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -31,11 +36,12 @@ sim:
 ceiling:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ceiling ./scripts/ceiling
 
-test: lint unit fuzz e2e sap-collections
+test: lint unit fuzz e2e sap-collections release-check
 
 unit:
 	go test -race -count=1 $(GO_PKGS)
 	cd e2e && go test -race -count=1 ./loadtest/
+	cd scripts/image && go test -race -count=1 ./...
 
 # Each fuzz target runs briefly; the committed corpora in testdata/fuzz run as plain tests in `unit`.
 fuzz:
@@ -69,8 +75,10 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed (make fmt)'; exit 1; }
 	go vet $(GO_PKGS)
 	cd e2e && go vet ./...
+	cd scripts/image && go vet ./...
 	$(GOLANGCI_LINT) run $(GO_PKGS)
 	cd e2e && $(GOLANGCI_LINT) run ./...
+	cd scripts/image && $(GOLANGCI_LINT) run ./...
 
 # Vault server/CLI built once from tools/ (version pinned there) into bin/vault; skipped when present.
 vault:
@@ -128,15 +136,33 @@ $(PLUGIN_BIN_V010):
 # secret of similar size read side by side through a Vault dev server on loopback, then a pprof profile
 # of the plugin under load, then the partner-scale measurements (e2e TestScale*: metrics scrape, start-up,
 # raft fail-over). BENCH_DURATION (per target, default 16s), BENCH_CONNS (32), BENCH_GO=0,
-# BENCH_PROFILE=0, BENCH_SCALE=0, BENCH_SCALE_HA_COMPANIES=10000. Results: docs/performance-results.{txt,json},
-# docs/performance-bench.txt, docs/performance-pprof-{cpu,allocs,ceiling}.txt, docs/performance-scale.txt.
+# BENCH_PROFILE=0, BENCH_SCALE=0, BENCH_SCALE_HA_COMPANIES=10000. Results in docs/performance/:
+# performance-results.{txt,json}, performance-bench.txt, performance-pprof-{cpu,allocs,ceiling}.txt,
+# performance-scale.txt.
 bench: vault build sim ceiling
 	VERSION=$(VERSION) scripts/bench.sh
 
-# Release artifacts in dist/ (scripts/release.sh); VERSION must be given: v + semver.
+# Release artifacts in dist/ (scripts/release.sh), then one more build of every platform in another
+# directory with an empty build cache, compared byte for byte with dist/ (scripts/release-check.sh).
+# VERSION must be given: v + semver.
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
 release:
 	@test -n "$(filter command line environment,$(origin VERSION))" || { echo 'usage: make release VERSION=vX.Y.Z'; exit 1; }
-	VERSION=$(VERSION) scripts/release.sh
+	VERSION=$(VERSION) PLATFORMS="$(RELEASE_PLATFORMS)" scripts/release.sh
+	VERSION=$(VERSION) PLATFORMS="$(RELEASE_PLATFORMS)" AGAINST=dist scripts/release-check.sh
+
+# Two builds for the host platform in different directories (the second with an empty build cache),
+# compared byte for byte: binary, SBOM, SHA256SUMS. About 3 minutes of CPU on 2 cores (the empty cache).
+release-check:
+	VERSION=$(VERSION) scripts/release-check.sh
+
+# The OCI image (scripts/image, go-containerregistry): dist/oci (OCI layout) and
+# dist/vault-plugin-secrets-concur_<version>_oci.tar from dist/'s linux/amd64 and linux/arm64 binaries,
+# each checked against dist/SHA256SUMS; builds those two first when dist/ has no release of VERSION.
+image:
+	@grep -q '_$(VERSION)_linux_' dist/SHA256SUMS 2>/dev/null || \
+	  VERSION=$(VERSION) PLATFORMS="linux/amd64 linux/arm64" scripts/release.sh
+	cd scripts/image && go run . -dist $(CURDIR)/dist -version $(VERSION)
 
 clean:
 	rm -rf $(BIN) dist tools/newman/node_modules

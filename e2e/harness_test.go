@@ -34,7 +34,7 @@ import (
 
 const (
 	pluginName    = "vault-plugin-secrets-concur"
-	pluginVersion = "v0.2.0" // this tree's build (the Makefile's default VERSION)
+	pluginVersion = "v0.3.0" // this tree's build (the Makefile's default VERSION)
 	pluginV010    = "v0.1.0" // the release before storage moved to one entry per company
 	mountPath     = "concur"
 )

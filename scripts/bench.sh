@@ -29,7 +29,7 @@
 #   BENCH_BENCHTIME go test -benchtime (default 1s; the 10,000-company benchmarks of backend/
 #                   take about 20 s of it, one first-reads operation being 15 s)
 #   BENCH_PROFILE   seconds of the profiling pass (default 10; 0 skips it)
-#   BENCH_OUT       output directory (default docs/)
+#   BENCH_OUT       output directory (default docs/performance/)
 #   BENCH_NOTE      free text recorded with the results
 #   BENCH_EXTRA_PLUGIN  path to another build of the plugin, for A/B experiments: registered as
 #                   vault-plugin-secrets-concur-b, enabled at concur-b/, configured the same way
@@ -41,21 +41,21 @@
 #                   about 5 minutes on 2 cores) into $BENCH_OUT/performance-scale.txt; 0 skips them
 #   BENCH_SCALE_COMPANIES     companies of the large scrape and the start-up (default 10000)
 #   BENCH_SCALE_HA_COMPANIES  companies of the fail-over (default 2000; 10000 where the machine allows)
-#   VERSION         plugin version (default v0.2.0)
+#   VERSION         plugin version (default v0.3.0)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
-VERSION=${VERSION:-v0.2.0}
+VERSION=${VERSION:-v0.3.0}
 DURATION=${BENCH_DURATION:-16s}
 PHASE=${BENCH_PHASE:-4s}
 WARMUP=${BENCH_WARMUP:-2s}
 PROFILE=${BENCH_PROFILE:-10}
 CEILING_NAME=ceiling
 CONNS=${BENCH_CONNS:-32}
-OUT=${BENCH_OUT:-$ROOT/docs}
+OUT=${BENCH_OUT:-$ROOT/docs/performance}
 ROOT_TOKEN=bench-root
 EXTRA=${BENCH_EXTRA_PLUGIN:-}
 

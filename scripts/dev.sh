@@ -8,7 +8,7 @@
 # concur/config against the simulator with a fresh company request token, and prints what to
 # try. Ctrl-C stops everything it started. Every run gets a fresh directory under .dev/.
 #
-# Environment: VERSION (plugin version, default v0.2.0), DEV_VAULT_PORT (default 8200 when
+# Environment: VERSION (plugin version, default v0.3.0), DEV_VAULT_PORT (default 8200 when
 # free, else a free port), DEV_SIM_PORT (default 0: a free port), DEV_ROOT_TOKEN (default
 # "root"), DEV_LOG_LEVEL (Vault log level, default debug), DEV_ROTATION (simulator
 # refresh-token rotation: stable|rotate|grace, default rotate).
@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 PLUGIN_NAME=vault-plugin-secrets-concur
-VERSION=${VERSION:-v0.2.0}
+VERSION=${VERSION:-v0.3.0}
 ROOT_TOKEN=${DEV_ROOT_TOKEN:-root}
 LOG_LEVEL=${DEV_LOG_LEVEL:-debug}
 ROTATION=${DEV_ROTATION:-rotate}

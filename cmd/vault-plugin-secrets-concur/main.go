@@ -1,7 +1,10 @@
 // Command vault-plugin-secrets-concur is the plugin binary Vault runs. It
 // speaks Vault's plugin protocol on stdin/stdout, so it is not meant to be
 // started by hand, except with -version, which prints the stamped version
-// (the value for `vault plugin register -version`). With CONCUR_PLUGIN_PPROF_ADDR
+// (the value for `vault plugin register -version`), and with -install DIR,
+// which copies the binary into DIR as vault-plugin-secrets-concur and prints
+// its SHA-256 (the image's init-container step: the image has no shell). Any
+// other arguments start the plugin as before. With CONCUR_PLUGIN_PPROF_ADDR
 // set to a loopback address it also serves net/http/pprof there (internal/pprofserve).
 package main
 
@@ -19,6 +22,13 @@ import (
 func main() {
 	if len(os.Args) == 2 && (os.Args[1] == "-version" || os.Args[1] == "--version") {
 		fmt.Println("vault-plugin-secrets-concur", backend.Version)
+		return
+	}
+	if len(os.Args) == 3 && (os.Args[1] == "-install" || os.Args[1] == "--install") {
+		if err := installSelf(os.Args[2], os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "vault-plugin-secrets-concur -install:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	logger := hclog.New(&hclog.LoggerOptions{JSONFormat: true})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,9 +58,11 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(sums)), "\n")
-	if len(lines) != 1 || !strings.HasSuffix(lines[0], "  "+filepath.Base(bin)) {
-		t.Errorf("SHA256SUMS = %q, want one line for %s", sums, filepath.Base(bin))
+	sbom := filepath.Base(bin) + ".sbom.cdx.json"
+	if len(lines) != 2 || !strings.HasSuffix(lines[0], "  "+filepath.Base(bin)) || !strings.HasSuffix(lines[1], "  "+sbom) {
+		t.Errorf("SHA256SUMS = %q, want lines for %s and %s", sums, filepath.Base(bin), sbom)
 	}
+	checkSBOM(t, filepath.Join(dist, sbom), version, strings.Fields(lines[0])[0])
 
 	// A binary changed after the sums were written must fail the check.
 	if err := os.WriteFile(bin, []byte("tampered"), 0o755); err != nil {
@@ -67,6 +70,56 @@ func TestReleaseArtifactForThisHost(t *testing.T) {
 	}
 	if out, err := check().CombinedOutput(); err == nil || !strings.Contains(string(out), "FAILED") {
 		t.Errorf("sha256sum --check accepted a changed binary:\n%s", out)
+	}
+}
+
+// checkSBOM: the SBOM is CycloneDX JSON describing this binary (its version and
+// SHA-256) and its modules, with no serial number or timestamp (they would make
+// two builds differ).
+func checkSBOM(t *testing.T, path, version, binSum string) {
+	t.Helper()
+	raw, err := os.ReadFile(path) //nolint:gosec // the test's own release
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bom struct {
+		BOMFormat    string `json:"bomFormat"`
+		SerialNumber string `json:"serialNumber"`
+		Metadata     struct {
+			Timestamp string `json:"timestamp"`
+			Component struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"component"`
+			Properties []struct{ Name, Value string } `json:"properties"`
+		} `json:"metadata"`
+		Components []struct{ Name, Version string } `json:"components"`
+	}
+	if err := json.Unmarshal(raw, &bom); err != nil {
+		t.Fatalf("SBOM: %v", err)
+	}
+	if bom.BOMFormat != "CycloneDX" || bom.SerialNumber != "" || bom.Metadata.Timestamp != "" {
+		t.Errorf("SBOM format %q, serial %q, timestamp %q; want CycloneDX without serial and timestamp",
+			bom.BOMFormat, bom.SerialNumber, bom.Metadata.Timestamp)
+	}
+	if c := bom.Metadata.Component; c.Name != "github.com/concur-vault/vault-plugin-secrets-concur" || c.Version != version {
+		t.Errorf("SBOM describes %s %s", c.Name, c.Version)
+	}
+	hashed := false
+	for _, p := range bom.Metadata.Properties {
+		hashed = hashed || (p.Name == "cdx:gomod:binary:hash:SHA-256" && p.Value == binSum)
+	}
+	if !hashed {
+		t.Errorf("SBOM does not record the binary's SHA-256 %s", binSum)
+	}
+	found := map[string]bool{}
+	for _, c := range bom.Components {
+		found[c.Name] = true
+	}
+	for _, dep := range []string{"github.com/hashicorp/vault/sdk", "github.com/hashicorp/go-plugin", "std"} {
+		if !found[dep] {
+			t.Errorf("SBOM lists no %s among %d components", dep, len(bom.Components))
+		}
 	}
 }
 

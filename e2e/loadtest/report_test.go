@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The committed results (testdata is a copy of docs/performance-results.*,
+// The committed results (testdata is a copy of docs/performance/performance-results.*,
 // written by one real run) pin the output format that scripts/bench.sh and
 // docs/performance.md rely on: the text report of the JSON must be the text
 // that run printed, and the JSON must survive a round trip byte for byte.

@@ -2,7 +2,7 @@ package main
 
 import "time"
 
-// The JSON shape of the results (docs/performance-results.json); report.go
+// The JSON shape of the results (docs/performance/performance-results.json); report.go
 // prints the same figures as text.
 
 // phaseResult is one phase of the measured run. OtherCPU is the CPU (in
