@@ -5,6 +5,7 @@
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
+#   make rules   the alert rules of docs/alerts.yml checked and unit-tested with promtool (Debian's, pinned)
 #   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on both modules
 #   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64) + SHA256SUMS in dist/
 
@@ -18,7 +19,7 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim ceiling test unit fuzz e2e fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
+.PHONY: build sim ceiling test unit fuzz e2e rules promtool fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -30,7 +31,7 @@ sim:
 ceiling:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ceiling ./scripts/ceiling
 
-test: lint unit fuzz e2e
+test: lint unit rules fuzz e2e
 
 unit:
 	go test -race -count=1 $(GO_PKGS)
@@ -43,6 +44,26 @@ fuzz:
 	    echo "fuzz $$pkg $$t"; go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# promtool from Debian's prometheus package, pinned. The binary is taken out of the package rather than
+# the package installed: installing it would also start a Prometheus server. Needs apt's package lists
+# (fetched once when the pinned version is not found).
+PROMETHEUS_DEB := 2.42.0+ds-5+b6
+PROMTOOL       := $(BIN)/promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	rm -rf $(BIN)/prometheus-deb && mkdir -p $(BIN)/prometheus-deb
+	cd $(BIN)/prometheus-deb && { apt-get download prometheus=$(PROMETHEUS_DEB) 2>/dev/null || \
+	  { apt-get update -qq && apt-get download prometheus=$(PROMETHEUS_DEB); }; }
+	dpkg-deb -x $(BIN)/prometheus-deb/prometheus_*.deb $(BIN)/prometheus-deb/root
+	cp $(BIN)/prometheus-deb/root/usr/bin/promtool $@ && rm -rf $(BIN)/prometheus-deb
+	$@ --version
+
+# The alert rules docs/metrics.md points to: parsed by Prometheus' own rule checker, and each alert fired
+# on sample series by the rule unit tests in docs/alerts_test.yml.
+rules: $(PROMTOOL)
+	$(PROMTOOL) check rules docs/alerts.yml
+	cd docs && $(PROMTOOL) test rules alerts_test.yml
 
 # Fault matrix, hostile input and the soak (SOAK_MONTHS simulated months) with -race; their outcome
 # records become docs/reliability.md. Fails, leaving the document as it was, when a case fails.
@@ -88,9 +109,9 @@ E2E_FLAGS    ?= -v
 # from that release's commit in git history, stamped v0.1.0; skipped when present.
 V010_COMMIT     := 571f2bb
 PLUGIN_BIN_V010 := $(BIN)/$(PLUGIN_NAME)-v0.1.0
-e2e: vault build $(PLUGIN_BIN_V010)
+e2e: vault build $(PLUGIN_BIN_V010) $(PROMTOOL)
 	cd e2e && go vet ./...
-	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) \
+	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) PROMTOOL=$(PROMTOOL) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .
 
 plugin-v0.1.0: $(PLUGIN_BIN_V010)

@@ -140,8 +140,7 @@ func TestMetricsSamplesStayBounded(t *testing.T) {
 // soonest first and at most 100; the mount-wide series count them all.
 func TestMetricsNameOnlyCompaniesThatNeedAnOperator(t *testing.T) {
 	const n = 300
-	var e *testEnv
-	e = mountOf(t, n, func(i int, c *companyEntry) {
+	e := mountOf(t, n, func(i int, c *companyEntry) {
 		now := testEpoch
 		switch {
 		case i < 50: // refused: lapsed already

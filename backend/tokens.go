@@ -307,14 +307,6 @@ func (ts *tokenStore) probe(ctx context.Context, s logical.Storage, name string)
 	return co, nil
 }
 
-// exists: the named company is in memory with an entry.
-func (ts *tokenStore) exists(name string) bool {
-	ts.mu.RLock()
-	co := ts.companies[name]
-	ts.mu.RUnlock()
-	return co != nil && co.current().entry != nil
-}
-
 // defaultCompany is the company of the root paths.
 func (ts *tokenStore) defaultCompany() *company { return ts.company(defaultCompanyName) }
 

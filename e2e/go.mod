@@ -34,6 +34,7 @@ require (
 
 require (
 	github.com/concur-vault/vault-plugin-secrets-concur v0.0.0
+	github.com/prometheus/client_golang v1.22.0
 	github.com/prometheus/client_model v0.6.1
 	github.com/prometheus/common v0.62.0
 )
