@@ -218,6 +218,10 @@ func TestMetricsPassPromlint(t *testing.T) {
 		if !bytes.Contains(body, []byte("vault_concur_company_status{")) {
 			t.Fatalf("%s: no company series to lint", detail)
 		}
+		// docs/metrics.md's query for "expiring within 14 days" names this bucket.
+		if !bytes.Contains(body, []byte(`vault_concur_refresh_token_remaining_seconds_bucket{le="1.2096e+06"}`)) {
+			t.Errorf("no 14-day bucket written as docs/metrics.md queries it")
+		}
 		problems, err := promlint.New(bytes.NewReader(body)).Lint()
 		if err != nil {
 			t.Fatal(err)
