@@ -111,7 +111,7 @@ V010_COMMIT     := 571f2bb
 PLUGIN_BIN_V010 := $(BIN)/$(PLUGIN_NAME)-v0.1.0
 e2e: vault build $(PLUGIN_BIN_V010) $(PROMTOOL)
 	cd e2e && go vet ./...
-	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) PROMTOOL=$(PROMTOOL) \
+	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .
 
 plugin-v0.1.0: $(PLUGIN_BIN_V010)

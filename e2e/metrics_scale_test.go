@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -133,7 +133,7 @@ func sampleCount(body []byte) int {
 }
 
 // lintScrape runs promlint (the linter behind promtool check metrics) over a
-// scrape, and Debian's promtool itself (PROMTOOL, set by make e2e).
+// scrape, and Debian's promtool itself (bin/promtool, which make e2e fetches).
 func lintScrape(t *testing.T, body []byte) {
 	t.Helper()
 	problems, err := promlint.New(bytes.NewReader(body)).Lint()
@@ -143,7 +143,7 @@ func lintScrape(t *testing.T, body []byte) {
 	for _, p := range problems {
 		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
 	}
-	promtool := requireBinary(t, os.Getenv("PROMTOOL"), "make promtool (Debian's prometheus package), then PROMTOOL=bin/promtool")
+	promtool := requireBinary(t, filepath.Join(repoRoot, "bin", "promtool"), "run `make promtool` (Debian's prometheus package)")
 	cmd := exec.CommandContext(ctxT(t, time.Minute), promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
