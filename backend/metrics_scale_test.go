@@ -272,3 +272,14 @@ func TestViewStatusIsTheReadStatus(t *testing.T) {
 		}
 	}
 }
+
+// One default-mode scrape of a mount with 10,000 companies (20 refused),
+// all loaded (docs/performance.md's goal: under 50 ms through Vault).
+func BenchmarkMetricsScrape10k(b *testing.B) {
+	e := mountOf(b, benchCompanies, refusedEvery(benchCompanies/20, 20))
+	scrapeBody(b, e) // loads every company
+	b.ReportAllocs()
+	for b.Loop() {
+		scrapeBody(b, e)
+	}
+}
