@@ -110,10 +110,11 @@ func (a *appEntry) update(d *framework.FieldData) *logical.Response {
 		a.RefreshMargin = m
 	}
 	if raw, ok := d.GetOk("metrics_detail"); ok {
-		if v := raw.(string); v != metricsDetailAttention && v != metricsDetailFull {
+		v := raw.(string)
+		if v != metricsDetailAttention && v != metricsDetailFull {
 			return fieldError("metrics_detail", "must be %s or %s, got %.32q", metricsDetailAttention, metricsDetailFull, v)
 		}
-		a.MetricsDetail = raw.(string)
+		a.MetricsDetail = v
 	}
 	for _, f := range []struct{ field, value string }{{"client_id", a.ClientID}, {"client_secret", a.ClientSecret}} {
 		if f.value == "" {
