@@ -44,7 +44,7 @@ func TestMetricsAtPartnerScale(t *testing.T) {
 		name := fmt.Sprint("co-", i)
 		s.RevokeConnection(s.ClientID, uuids[i])
 		_, err := root.Logical().WriteWithContext(ctxT(t, time.Minute), mountPath+"/companies/"+name+"/rotate", nil)
-		wantStatus(t, err, http.StatusServiceUnavailable, "rotate of a company Concur refused")
+		wantStatus(t, err, http.StatusBadGateway, "rotate of a company Concur refused")
 		refused[name] = true
 	}
 	if err := root.Sys().PutPolicy("concur-metrics", `path "concur/metrics" { capabilities = ["read"] }`); err != nil {
