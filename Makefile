@@ -1,7 +1,7 @@
 # vault-plugin-secrets-concur
 #
 #   make build   plugin binary in bin/, version stamped
-#   make test    everything CI runs: vet, unit tests with -race, brief fuzzing, end-to-end tests against real Vault
+#   make test    everything CI runs: vet, unit tests with -race, alert rules, brief fuzzing, end-to-end tests against real Vault
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
