@@ -1,7 +1,8 @@
 # vault-plugin-secrets-concur
 #
 #   make build   plugin binary in bin/, version stamped
-#   make test    everything CI runs: vet, unit tests with -race, alert rules, brief fuzzing, end-to-end tests against real Vault
+#   make test    everything CI runs: vet, unit tests with -race, alert rules, brief fuzzing, end-to-end tests against
+#                real Vault, SAP's Postman collections against concur-sim (make sap-collections)
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
@@ -19,7 +20,8 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim ceiling test unit fuzz e2e rules promtool fmt lint dev vault clean reliability soak bench release plugin-v0.1.0
+.PHONY: build sim ceiling test unit fuzz e2e rules promtool sap-collections fmt lint dev vault clean reliability soak bench \
+	release plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -31,7 +33,7 @@ sim:
 ceiling:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ceiling ./scripts/ceiling
 
-test: lint unit rules fuzz e2e
+test: lint unit rules fuzz e2e sap-collections
 
 unit:
 	go test -race -count=1 $(GO_PKGS)
@@ -114,6 +116,29 @@ e2e: vault build $(PLUGIN_BIN_V010) $(PROMTOOL)
 	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .
 
+# SAP's published Postman collections, run unmodified by newman against concur-sim over HTTPS
+# (cmd/concur-sim TestSAPPostmanCollections). They are not in this repository: they are read from
+# SAP_POSTMAN_DIR (default: shared/postman beside the clone); without them this says so and skips.
+# newman is pinned in tools/newman/package-lock.json and installed there by npm ci.
+SAP_POSTMAN_DIR ?= $(abspath $(CURDIR)/../shared/postman)
+SAP_POSTMAN_FILES := Authentication.postman_collection.json \
+  Concur\ Default\ Env.postman_environment.json auth-api-samples-postman-collection.json \
+  concur-user-provisioning-postman-collection.json
+NEWMAN := $(CURDIR)/tools/newman/node_modules/.bin/newman
+sap-collections:
+	@missing=""; for f in $(SAP_POSTMAN_FILES); do \
+	  test -f "$(SAP_POSTMAN_DIR)/$$f" || missing="$$missing '$$f'"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "sap-collections: skipped: SAP's Postman collections are not in $(SAP_POSTMAN_DIR) (missing:$$missing; see docs/concur-sim.md)"; \
+	  exit 0; fi; \
+	$(MAKE) --no-print-directory $(NEWMAN) && \
+	SAP_POSTMAN_DIR="$(SAP_POSTMAN_DIR)" NEWMAN="$(NEWMAN)" \
+	  go test -count=1 -run '^TestSAPPostmanCollections$$' -v ./cmd/concur-sim/
+
+$(NEWMAN): tools/newman/package.json tools/newman/package-lock.json
+	cd tools/newman && npm ci --no-audit --no-fund
+	touch $@
+
 plugin-v0.1.0: $(PLUGIN_BIN_V010)
 $(PLUGIN_BIN_V010):
 	rm -rf $(BIN)/src-v0.1.0 && mkdir -p $(BIN)/src-v0.1.0
@@ -135,4 +160,4 @@ release:
 	VERSION=$(VERSION) scripts/release.sh
 
 clean:
-	rm -rf $(BIN) dist
+	rm -rf $(BIN) dist tools/newman/node_modules

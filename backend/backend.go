@@ -1,11 +1,10 @@
-// Package backend is the Vault secrets engine: its paths, the renewal of
-// Concur tokens, and the store that keeps them.
 package backend
 
 import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -50,8 +49,15 @@ type backend struct {
 	// storage is the mount's storage view, for writes at shutdown (Clean).
 	storage logical.Storage
 
-	// tokens caches config and token state and serialises renewals.
-	tokens *tokenStore
+	// The mount's state, one owner per job (see doc.go): the app's
+	// settings, the gate on Concur token calls, the companies.
+	app       *appCache
+	gate      *grantGate
+	companies *registry
+	// instance names this backend instance in its write-ahead markers.
+	instance string
+	// cleanWait bounds how long Clean waits for grants in flight.
+	cleanWait time.Duration
 	// metrics are this mount's Prometheus series (path metrics).
 	metrics *metrics
 	// deprecations are the deprecation notices Concur sent this mount.
@@ -82,7 +88,7 @@ func newBackend(o options) *backend {
 	}
 	b := &backend{now: o.now, retry: o.retry, metrics: newMetrics()}
 	b.httpClient = b.metrics.instrument(o.httpClient)
-	b.tokens = newTokenStore(b)
+	b.wireState()
 	b.deprecations = newDeprecations(b.now, func() hclog.Logger { return b.Logger() })
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -121,7 +127,7 @@ func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error 
 	if !b.writeSafe() {
 		return nil
 	}
-	return b.tokens.renewDue(ctx, req.Storage)
+	return b.renewDue(ctx, req.Storage)
 }
 
 // invalidate runs on Enterprise standbys and secondaries when replicated
@@ -129,13 +135,13 @@ func (b *backend) periodicFunc(ctx context.Context, req *logical.Request) error 
 func (b *backend) invalidate(_ context.Context, key string) {
 	switch {
 	case key == appStorageKey:
-		b.tokens.forgetApp()
+		b.app.forget()
 	case key == legacyStorageKey:
-		b.tokens.forgetApp()
-		b.tokens.forgetCompany(defaultCompanyName)
+		b.app.forget()
+		b.companies.forget(defaultCompanyName)
 	case strings.HasPrefix(key, companyStoragePrefix):
 		if name := strings.TrimPrefix(key, companyStoragePrefix); validCompanyName(name) {
-			b.tokens.forgetCompany(name)
+			b.companies.forget(name)
 		}
 	}
 }
@@ -167,8 +173,28 @@ func companyScoped(paths ...*framework.Path) []*framework.Path {
 
 // clean runs on unmount, seal, step-down and plugin reload: this instance
 // stops calling Concur, after the call in flight (if any) has stored its
-// result and unsaved tokens are written.
+// result and unsaved tokens are written, waiting at most cleanWait.
+// Once it returns, nothing calls Concur or writes storage for a company:
+// the next instance owns them.
 func (b *backend) clean(ctx context.Context) {
-	b.tokens.close(ctx, b.storage)
+	b.gate.shut()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cleanWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, co := range b.companies.loaded() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			co.close(wctx, b.storage)
+		}()
+	}
+	wg.Wait()
+	if b.storage != nil {
+		if err := b.gate.do(func() error { return b.app.flush(wctx, b.storage) }); err != nil {
+			b.Logger().Error("writing the app's settings at shutdown failed", "error", err)
+		}
+	}
+	b.gate.cutOff()
+	b.app.forget()
 	b.httpClient.CloseIdleConnections()
 }

@@ -125,7 +125,7 @@ func (e *testEnv) periodic() error {
 // secrets are every credential value the test has seen.
 func (e *testEnv) secrets() []string {
 	out := []string{testClientSecret}
-	if st := e.b.tokens.defaultEntry(); st != nil {
+	if st := e.b.defaultEntry(); st != nil {
 		out = append(out, st.Token.AccessToken, st.Token.RefreshToken)
 	}
 	if rt := e.sim.CurrentRefreshToken(testClientID, testCompany); rt != "" {
@@ -245,4 +245,11 @@ func TestFactoryReportsVersionAndType(t *testing.T) {
 	if !slices.Equal(sp.SealWrapStorage, []string{appStorageKey, companyStoragePrefix, legacyStorageKey}) {
 		t.Errorf("seal-wrapped paths %v, want the app, every company and the v0.1.0 entry", sp.SealWrapStorage)
 	}
+}
+
+// putCount is how many writes storage was asked for.
+func (s *faultyStorage) putCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.puts
 }

@@ -93,7 +93,7 @@ func BenchmarkCredsReadParallelAcrossExpiry(b *testing.B) {
 		lifetimes atomic.Int64
 	)
 	fresh := func() bool {
-		st := e.b.tokens.defaultEntry()
+		st := e.b.defaultEntry()
 		return st != nil && st.Token.ExpiresAt.Sub(e.clock.Now()) > minServeTTL
 	}
 	stop := make(chan struct{})
@@ -176,7 +176,7 @@ func BenchmarkProfileReadDirect(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host, token := e.b.tokens.defaultEntry().Token.Geolocation, concur.NewSecret(e.b.tokens.defaultEntry().Token.AccessToken)
+	host, token := e.b.defaultEntry().Token.Geolocation, concur.NewSecret(e.b.defaultEntry().Token.AccessToken)
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -198,7 +198,7 @@ func BenchmarkProfileReadOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host, token := e.b.tokens.defaultEntry().Token.Geolocation, concur.NewSecret(e.b.tokens.defaultEntry().Token.AccessToken)
+	host, token := e.b.defaultEntry().Token.Geolocation, concur.NewSecret(e.b.defaultEntry().Token.AccessToken)
 	req := &logical.Request{Operation: logical.ReadOperation, Path: "profile/" + id, Storage: e.storage}
 	ctx := context.Background()
 	var viaEngine, direct time.Duration

@@ -120,7 +120,7 @@ func TestRetryAfterSetsTheNextAttempt(t *testing.T) {
 			start := e.clock.Now()
 			_ = e.periodic()
 			calls := e.sim.Calls(concurtest.EndpointToken)
-			if next := e.b.tokens.defaultEntry().Token.NextAttemptAt; !next.Equal(start.Add(c.wait)) {
+			if next := e.b.defaultEntry().Token.NextAttemptAt; !next.Equal(start.Add(c.wait)) {
 				t.Errorf("next attempt %s after the 429, want %s", next.Sub(start), c.wait)
 			}
 			for e.clock.Now().Before(start.Add(c.wait - time.Minute)) {

@@ -28,7 +28,7 @@ func newPartnerBench(b testing.TB, n int, withAccess bool) *testEnv {
 	e := newTestEnv(b, concurtest.Options{Users: -1})
 	e.b.Logger().SetLevel(hclog.Info)
 	e.bootstrap()
-	access := e.b.tokens.defaultEntry().Token.AccessToken // a real token's size
+	access := e.b.defaultEntry().Token.AccessToken // a real token's size
 	now := e.clock.Now()
 	ctx := context.Background()
 	for i := range n {

@@ -47,7 +47,7 @@ func (e *testEnv) connect(name string, i int, dataCenter string) string {
 }
 
 func (e *testEnv) companyEntry(name string) *companyEntry {
-	return e.b.tokens.company(name).current().entry
+	return e.b.view(name).entry
 }
 
 // Named companies: each has its own tokens from its own data centre, its
@@ -481,7 +481,7 @@ func TestUnsavedTokensAreWrittenDuringASlowDown(t *testing.T) {
 	if _, err := e.request(logical.UpdateOperation, "companies/a/rotate", nil); err == nil {
 		t.Fatal("rotate a with storage refusing the write: no error")
 	}
-	if !e.b.tokens.company("a").current().unsaved {
+	if !e.b.view("a").unsaved {
 		t.Fatal("a's new tokens are not held as unsaved")
 	}
 	calls := e.sim.Calls(concurtest.EndpointToken)

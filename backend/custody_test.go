@@ -99,7 +99,7 @@ func TestRotateOutlivesItsCaller(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), context.Canceled.Error()) {
 		t.Fatalf("rotate from a caller that gave up: %v, want context.Canceled", err)
 	}
-	e.b.tokens.idle()
+	e.b.idle()
 	if e.storedToken().RefreshToken == before {
 		t.Errorf("the grant did not complete after its caller left")
 	}
@@ -128,7 +128,7 @@ func TestConfigBootstrapOutlivesItsCaller(t *testing.T) {
 				!strings.Contains(err.Error(), context.Canceled.Error()) {
 				t.Fatalf("config write from a caller that gave up: %v, want context.Canceled", err)
 			}
-			e.b.tokens.idle()
+			e.b.idle()
 			e.assertCustody()
 			if field == "refresh_token" && e.sim.RefreshTokenValid(seed) {
 				t.Errorf("the seed refresh token should have been rotated by the grant")
@@ -177,7 +177,7 @@ func TestCleanWaitsForGrantInFlight(t *testing.T) {
 // Clean's wait is bounded; the grant still stores its result when it ends.
 func TestCleanWaitIsBounded(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
-	e.b.tokens.cleanWait = 50 * time.Millisecond
+	e.b.cleanWait = 50 * time.Millisecond
 	sent := e.signalTokenCalls()
 	e.bootstrap()
 	drain(sent)
@@ -188,7 +188,7 @@ func TestCleanWaitIsBounded(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "still in flight at shutdown") {
 		t.Errorf("Clean did not say it left a grant in flight")
 	}
-	e.b.tokens.idle()
+	e.b.idle()
 	e.assertCustody()
 }
 

@@ -18,6 +18,8 @@ const (
 		"company_uuid and a request_token or refresh_token"
 	msgNeedsBootstrap = "the Concur engine needs a new company token: write concur/config with a new request_token or refresh_token"
 	msgUnsaved        = "Concur issued new tokens but Vault could not store them; the write is retried before anything else"
+	msgUnreadable     = "the company's stored entry cannot be decoded (delete the company, or write it again with a new " +
+		"request_token or refresh_token)"
 )
 
 // errNotConfigured: nothing to serve until an operator writes config.
@@ -29,6 +31,11 @@ func errNoCompany(name string) error {
 		http.StatusNotFound,
 		fmt.Sprintf("no company named %q on this mount: write concur/companies/%s first", name, name),
 	)
+}
+
+// errUnreadable: the company's stored entry cannot be decoded.
+func errUnreadable(problem string) error {
+	return logical.CodedError(http.StatusInternalServerError, msgUnreadable+": "+problem)
 }
 
 // errNeedsBootstrap: Concur refused the refresh token for good (revoked,

@@ -25,6 +25,10 @@ const (
 // statusNotConfigured is reported once config is deleted (or never written).
 const statusNotConfigured = "not_configured"
 
+// statusUnreadable is reported for a company whose stored entry cannot be
+// decoded (see company.readLocked).
+const statusUnreadable = "unreadable"
+
 // engineEvent is what one event says. None of it is secret.
 type engineEvent struct {
 	eventType string
@@ -53,11 +57,12 @@ func (b *backend) sendEvent(ctx context.Context, ev engineEvent) {
 	b.Logger().Warn("sending a Vault event failed", "event_type", ev.eventType, "error", err)
 }
 
-// renewalDone reports a renewal grant of co that took took and ended with
-// err (nil: Concur issued a token), as metrics and a Vault event.
-func (b *backend) renewalDone(ctx context.Context, co *company, took time.Duration, err error) {
-	b.metrics.renewal(co.name, took, err)
-	b.sendEvent(ctx, renewalEvent(co.name, err))
+// renewalDone reports a renewal grant of the company called name that took
+// took and ended with err (nil: Concur issued a token), as metrics and a
+// Vault event.
+func (b *backend) renewalDone(ctx context.Context, name string, took time.Duration, err error) {
+	b.metrics.renewal(name, took, err)
+	b.sendEvent(ctx, renewalEvent(name, err))
 }
 
 // renewalEvent is the event for a renewal grant of company name that returned err.
@@ -93,4 +98,18 @@ func configDeleteEvent() engineEvent {
 func companyDeleteEvent(name string) engineEvent {
 	return engineEvent{eventType: eventConfigDelete, company: name, path: companyPath(name, ""), operation: "delete",
 		status: statusNotConfigured}
+}
+
+// companyPath is the API path of a company's leaf (creds, ...; "" for the
+// company itself), as events name it.
+func companyPath(name, leaf string) string {
+	switch {
+	case name == defaultCompanyName && leaf == "":
+		return "config"
+	case name == defaultCompanyName:
+		return leaf
+	case leaf == "":
+		return "companies/" + name
+	}
+	return strings.Join([]string{"companies", name, leaf}, "/")
 }

@@ -38,7 +38,7 @@ func callerLeaves(op logical.Operation, path string, data func(*mx) map[string]a
 			d = data(m)
 		}
 		resp, err := m.b.HandleRequest(ctx, &logical.Request{Operation: op, Path: path, Data: d, Storage: m.st})
-		m.b.tokens.idle()
+		m.b.idle()
 		return outcomeOf(resp, err)
 	}
 }

@@ -614,10 +614,10 @@ func faultMatrixCases() []matrixCase {
 
 		// Storage.
 		{name: "storage/read-fails-creds", op: "creds (cold cache)", fault: "storage read fails",
-			sim: rotate, arrange: func(m *mx) { fresh(m); m.b.tokens.forget() }, inject: func(m *mx) { m.st.failGets.Store(1) }, act: opCreds,
+			sim: rotate, arrange: func(m *mx) { fresh(m); m.b.forget() }, inject: func(m *mx) { m.st.failGets.Store(1) }, act: opCreds,
 			want: want{code: 500, says: []string{"storage read unavailable"}}, check: grantsMade(0)},
 		{name: "storage/read-fails-periodic", op: "periodic renewal (cold cache)", fault: "storage read fails",
-			sim: rotate, arrange: func(m *mx) { due(m); m.b.tokens.forget() }, inject: func(m *mx) { m.st.failGets.Store(2) }, act: opPeriodic,
+			sim: rotate, arrange: func(m *mx) { due(m); m.b.forget() }, inject: func(m *mx) { m.st.failGets.Store(2) }, act: opPeriodic,
 			want: want{code: 500, says: []string{"storage read unavailable"}}, check: all(grantsMade(0), func(m *mx) {
 				if m.perr == nil {
 					m.t.Errorf("periodic reported no error although storage could not be read")
@@ -828,7 +828,7 @@ func settle(m *mx) {
 	if m.status() == statusOK {
 		return
 	}
-	if left := m.b.tokens.remaining(m.b.tokens.defaultEntry()) - m.b.tokens.refreshMargin(); left > 0 {
+	if left := m.b.remaining(m.b.defaultEntry()) - m.b.refreshMargin(); left > 0 {
 		m.clock.Advance(left + time.Second)
 	}
 	m.clock.Advance(untilNextAttempt(m))
@@ -842,7 +842,7 @@ func settle(m *mx) {
 
 // untilNextAttempt is how long the engine's backoff still lasts, plus a second.
 func untilNextAttempt(m *mx) time.Duration {
-	st := m.b.tokens.defaultEntry()
+	st := m.b.defaultEntry()
 	if st == nil {
 		return time.Second
 	}

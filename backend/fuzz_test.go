@@ -57,7 +57,7 @@ func FuzzConfigWrite(f *testing.F) {
 			}
 			return
 		}
-		st := e.b.tokens.currentApp().entry
+		st := e.b.app.current().entry
 		allow, perr := concur.ParseAllowedHosts(st.AllowedHosts)
 		if perr != nil {
 			t.Fatalf("stored allowed_hosts do not parse: %v", perr)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -32,6 +33,11 @@ type grantMarker struct {
 	Instance     string    `json:"instance"`
 }
 
+// maxMarkerLife is the longest a marker is live after this instance first
+// saw it, whatever deadline it carries: no grant and its write take longer.
+// A later deadline comes from a clock ahead of ours or a damaged entry.
+const maxMarkerLife = grantTimeout + markerSlack
+
 // tokenFingerprint is a truncated SHA-256 of a token: enough to tell tokens
 // apart, useless for presenting one.
 func tokenFingerprint(token string) string {
@@ -45,31 +51,71 @@ func newInstanceID() string {
 	return hex.EncodeToString(b)
 }
 
-// foreignGrantLive: t carries another instance's live marker for its
-// current refresh token.
-func (ts *tokenStore) foreignGrantLive(t *tokenEntry) bool {
-	if t == nil || t.Grant == nil {
-		return false
-	}
+// markerSighting is when a foreign marker was first seen (its owner locks it).
+type markerSighting struct {
+	marker grantMarker
+	at     time.Time
+}
+
+func (m grantMarker) same(o *grantMarker) bool {
+	return m.RefreshToken == o.RefreshToken && m.Instance == o.Instance && m.Until.Equal(o.Until)
+}
+
+// foreignMarker is t's marker if another instance (not self; "" counts
+// every instance as another) wrote it for t's current refresh token.
+func foreignMarker(t *tokenEntry, self string) *grantMarker {
 	m := t.Grant
-	return m.Instance != ts.instance && m.RefreshToken == tokenFingerprint(t.RefreshToken) && ts.b.now().Before(m.Until)
+	if m == nil || (self != "" && m.Instance == self) || m.RefreshToken != tokenFingerprint(t.RefreshToken) {
+		return nil
+	}
+	return m
+}
+
+// liveUntil says whether t carries another instance's live marker for its
+// current refresh token, and until when: its deadline, capped at
+// maxMarkerLife after it was first seen (said once in the log).
+func (s *markerSighting) liveUntil(t *tokenEntry, self string, now time.Time, log hclog.Logger) (time.Time, bool) {
+	m := foreignMarker(t, self)
+	if m == nil {
+		return time.Time{}, false
+	}
+	if !s.marker.same(m) {
+		s.marker, s.at = *m, now
+		if m.Until.After(now.Add(maxMarkerLife)) {
+			log.Warn("a write-ahead marker's deadline is later than any token call lasts (a clock ahead of this node's, "+
+				"or a damaged entry); treating it as ending earlier",
+				"marker_until", m.Until.UTC().Format(time.RFC3339), "treated_as", now.Add(maxMarkerLife).UTC().Format(time.RFC3339))
+		}
+	}
+	until := earliest(m.Until, s.at.Add(maxMarkerLife))
+	return until, now.Before(until)
+}
+
+// foreignGrantLive: t carries another instance's live marker for its
+// current refresh token. The caller holds mu.
+func (co *company) foreignGrantLiveLocked(t *tokenEntry) bool {
+	_, live := co.markerSeen.liveUntil(t, co.deps.instance, co.deps.now(), co.log())
+	return live
 }
 
 // checkMarker refuses to present t's refresh token while another
 // instance's marker for it is live.
-func (ts *tokenStore) checkMarker(name string, t *tokenEntry) error {
-	m := t.Grant
-	if m == nil || m.Instance == ts.instance || m.RefreshToken != tokenFingerprint(t.RefreshToken) {
+func (co *company) checkMarker(t *tokenEntry) error {
+	co.mu.Lock()
+	until, live := co.markerSeen.liveUntil(t, co.deps.instance, co.deps.now(), co.log())
+	co.mu.Unlock()
+	m := foreignMarker(t, co.deps.instance)
+	switch {
+	case m == nil:
 		return nil
-	}
-	if ts.foreignGrantLive(t) {
+	case live:
 		return logical.CodedError(http.StatusServiceUnavailable, fmt.Sprintf(
 			"another instance of the engine (before a plugin reload or a leader change) has a Concur token call in flight "+
-				"for the current refresh token; not presenting it again before %s", m.Until.UTC().Format(time.RFC3339)))
+				"for the current refresh token; not presenting it again before %s", until.UTC().Format(time.RFC3339)))
 	}
-	ts.b.Logger().Warn("an earlier instance's Concur token call ended without a stored outcome; going ahead with the stored refresh token "+
+	co.log().Warn("an earlier instance's Concur token call ended without a stored outcome; going ahead with the stored refresh token "+
 		"(if Concur processed that call under strict rotation, it now refuses the token with its code)",
-		"company", name, "marker_until", m.Until.UTC().Format(time.RFC3339))
+		"marker_until", m.Until.UTC().Format(time.RFC3339))
 	return nil
 }
 
@@ -80,8 +126,8 @@ func (co *company) markGrant(ctx context.Context, s logical.Storage, e *companyE
 	next := *e
 	next.Token.Grant = &grantMarker{
 		RefreshToken: tokenFingerprint(e.Token.RefreshToken),
-		Until:        co.store.b.now().Add(grantTimeout + markerSlack),
-		Instance:     co.store.instance,
+		Until:        co.deps.now().Add(maxMarkerLife),
+		Instance:     co.deps.instance,
 	}
 	if err := co.saveState(ctx, s, &next); err != nil {
 		return nil, fmt.Errorf("not calling Concur: storage refused the note of the token call about to be made: %w", err)

@@ -266,6 +266,7 @@ func TestViewStatusIsTheReadStatus(t *testing.T) {
 		{entry: &companyEntry{Token: tokenEntry{Status: statusOK}}, unsaved: true},
 		{entry: &companyEntry{Token: tokenEntry{Status: statusDegraded}}},
 		{entry: &companyEntry{Token: tokenEntry{Status: statusNeedsBootstrap}}},
+		{unreadable: "invalid character"},
 	} {
 		if got, want := viewStatus(v), companyResponseData(v)["status"]; got != want {
 			t.Errorf("%+v: %q, read shows %q", v, got, want)

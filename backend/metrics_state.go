@@ -34,7 +34,7 @@ var refreshLeftBuckets = func() []float64 {
 	return out
 }()
 
-var allStatuses = []string{statusOK, statusDegraded, statusNeedsBootstrap, statusNotConfigured}
+var allStatuses = []string{statusOK, statusDegraded, statusNeedsBootstrap, statusUnreadable, statusNotConfigured}
 
 // stateDescs describe the state series (immutable once built).
 type stateDescs struct {
@@ -49,8 +49,8 @@ func newStateDescs() stateDescs {
 	}
 	company := "company"
 	return stateDescs{
-		companies: desc("companies", "Companies by status (ok, degraded, needs_bootstrap); not_configured is 1 "+
-			"when the mount serves no company.", "status"),
+		companies: desc("companies", "Companies by status (ok, degraded, needs_bootstrap, unreadable: a stored entry "+
+			"that cannot be decoded); not_configured is 1 when the mount serves no company.", "status"),
 		attention: desc("companies_needing_attention", "Companies that need an operator: status not ok, or a refresh "+
 			"token expiring within 14 days (the company_* series name at most 100 of them)."),
 		backlog: desc("renewal_backlog", "Companies past their periodic renewal's due time (keep-alive, refresh token "+
@@ -138,8 +138,12 @@ func summarize(views map[string]companyView, detail string, now time.Time) state
 }
 
 func newCompanyState(name string, v companyView) companyState {
+	c := companyState{name: name, status: viewStatus(v)}
+	if v.entry == nil {
+		return c // unreadable: lapsed already, nothing else known
+	}
 	t := v.entry.Token
-	c := companyState{name: name, status: viewStatus(v), lastRenewal: t.LastRefreshAt, failures: t.Failures}
+	c.lastRenewal, c.failures = t.LastRefreshAt, t.Failures
 	if t.AccessToken != "" {
 		c.access = t.ExpiresAt
 	}
@@ -147,7 +151,7 @@ func newCompanyState(name string, v companyView) companyState {
 		c.refresh = t.RefreshExpiresAt
 	}
 	switch c.status {
-	case statusNeedsBootstrap: // lapsed already: first
+	case statusNeedsBootstrap: // lapsed already: first (zero lapse)
 	case statusDegraded:
 		c.lapse = earliestKnown(c.access, c.refresh)
 	default:
@@ -159,11 +163,11 @@ func newCompanyState(name string, v companyView) companyState {
 // add counts c (whose view is v) in the mount-wide series.
 func (s *stateSummary) add(c companyState, v companyView, now time.Time) {
 	s.byStatus[c.status]++
-	if due := v.dueAt(c.name, 0, now); !due.IsZero() && !due.After(now) {
+	if due := v.due(c.name, 0, now); !due.IsZero() && !due.After(now) {
 		s.backlog++
 	}
-	if c.status == statusNeedsBootstrap {
-		return // its tokens are dead: only the status counts
+	if c.status == statusNeedsBootstrap || v.entry == nil {
+		return // its tokens are dead or unreadable: only the status counts
 	}
 	if v.entry.Prewarm && !c.access.IsZero() {
 		s.soonestAccess = earliestKnown(s.soonestAccess, c.access)
@@ -193,6 +197,8 @@ func earliestKnown(a, b time.Time) time.Time {
 // viewStatus is a company's status as companies/<name> reads show it.
 func viewStatus(v companyView) string {
 	switch {
+	case v.unreadable != "":
+		return statusUnreadable
 	case v.entry == nil:
 		return statusNotConfigured
 	case v.unsaved:

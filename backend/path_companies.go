@@ -29,9 +29,9 @@ alive by the engine well before Concur's idle limit either way.
 
 The company's own paths: companies/<name>/creds, companies/<name>/rotate and
 companies/<name>/profile..., as the root paths are the default company's
-(also visible here as companies/default). Reads never return a secret; they
-show the same state as config read. Delete takes revoke=true as config does.
-LIST companies/ lists the names.
+(also visible here as companies/default, which config alone writes and
+deletes). Reads never return a secret; they show the same state as config
+read. Delete takes revoke=true as config does. LIST companies/ lists the names.
 `
 
 // companyFields are the schema of a company's settings (config has them
@@ -139,13 +139,27 @@ func pathName(d *framework.FieldData) (name string, ok bool) {
 	return name, ok
 }
 
-// companyToWrite is the company a write creates, changes or deletes.
-func (b *backend) companyToWrite(d *framework.FieldData) (*company, *logical.Response) {
+// companyToWrite is the company a write creates, changes or deletes, kept
+// in memory until release is called (and after only if it then exists).
+func (b *backend) companyToWrite(d *framework.FieldData) (co *company, release func(), resp *logical.Response) {
 	name, resp := companyNameOf(d)
 	if resp != nil {
-		return nil, resp
+		return nil, nil, resp
 	}
-	return b.tokens.company(name), nil
+	co, release = b.companies.acquire(name)
+	return co, release, nil
+}
+
+// refuseDefaultCompanyWrite: companies/default is configured through config
+// only, so that a policy granting companies/+ (the onboarding service's)
+// cannot repoint the root creds or switch its prewarm.
+func refuseDefaultCompanyWrite(d *framework.FieldData) *logical.Response {
+	if name, ok := pathName(d); ok && name == defaultCompanyName {
+		return logical.ErrorResponse("companies/%s: the default company is configured through config only "+
+			"(write or delete concur/config); its reads and companies/%s/creds, /rotate and /profile work here as well",
+			defaultCompanyName, defaultCompanyName)
+	}
+	return nil
 }
 
 // companyToRead is the company a read is about; a named company that does
@@ -155,21 +169,20 @@ func (b *backend) companyToRead(ctx context.Context, s logical.Storage, d *frame
 	if resp != nil {
 		return nil, resp, nil
 	}
-	if name == defaultCompanyName {
-		return b.tokens.defaultCompany(), nil, nil
-	}
-	co, err := b.tokens.lookup(ctx, s, name)
-	if err != nil {
+	co, err := b.lookup(ctx, s, name)
+	switch {
+	case err != nil:
 		return nil, nil, err
-	}
-	if co == nil {
+	case co == nil && name == defaultCompanyName:
+		return nil, nil, errNotConfigured()
+	case co == nil:
 		return nil, nil, errNoCompany(name)
 	}
 	return co, nil, nil
 }
 
 func (b *backend) pathCompaniesList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := b.tokens.names(ctx, req.Storage)
+	names, err := b.companyNames(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +194,7 @@ func (b *backend) pathCompanyExists(ctx context.Context, req *logical.Request, d
 	if resp != nil {
 		return false, nil
 	}
-	co, err := b.tokens.lookup(ctx, req.Storage, name)
+	co, err := b.lookup(ctx, req.Storage, name)
 	return co != nil, err
 }
 
@@ -193,7 +206,7 @@ func (b *backend) pathCompanyRead(ctx context.Context, req *logical.Request, d *
 	if resp != nil {
 		return resp, nil
 	}
-	co, err := b.tokens.lookup(ctx, req.Storage, name)
+	co, err := b.lookup(ctx, req.Storage, name)
 	if err != nil || co == nil {
 		return nil, err
 	}
@@ -204,6 +217,10 @@ func (b *backend) pathCompanyRead(ctx context.Context, req *logical.Request, d *
 
 // companyResponseData is a company's state as reads show it: no secret.
 func companyResponseData(v companyView) map[string]any {
+	if v.unreadable != "" {
+		return map[string]any{"company_uuid": "", "status": statusUnreadable, "refresh_token_set": false,
+			"last_error": msgUnreadable + ": " + v.unreadable}
+	}
 	if v.entry == nil {
 		return map[string]any{"company_uuid": "", "status": statusNotConfigured, "refresh_token_set": false}
 	}
@@ -235,14 +252,18 @@ func (b *backend) pathCompanyWrite(ctx context.Context, req *logical.Request, d 
 	if resp := rejectUnknownFields(req, d, "revoke"); resp != nil {
 		return resp, nil
 	}
+	if resp := refuseDefaultCompanyWrite(d); resp != nil {
+		return resp, nil
+	}
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	co, resp := b.companyToWrite(d)
+	co, release, resp := b.companyToWrite(d)
 	if resp != nil {
 		return resp, nil
 	}
-	app, err := b.tokens.loadApp(ctx, req.Storage)
+	defer release()
+	app, err := b.app.load(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -276,13 +297,17 @@ func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
+	if resp := refuseDefaultCompanyWrite(d); resp != nil {
+		return resp, nil
+	}
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	co, resp := b.companyToWrite(d)
+	co, release, resp := b.companyToWrite(d)
 	if resp != nil {
 		return resp, nil
 	}
+	defer release()
 	if err := b.deleteCompany(ctx, req.Storage, co, d.Get("revoke").(bool)); err != nil {
 		return nil, err
 	}
@@ -295,7 +320,7 @@ func (b *backend) pathCompanyDelete(ctx context.Context, req *logical.Request, d
 func (b *backend) deleteCompany(ctx context.Context, s logical.Storage, co *company, revoke bool) error {
 	if revoke {
 		if err := b.revokeConnection(ctx, s, co); err != nil {
-			return err
+			return notRevoked(co.name, err)
 		}
 		b.Logger().Info("connection revoked at Concur", "company", co.name)
 	}
@@ -308,75 +333,31 @@ func (b *backend) deleteCompany(ctx context.Context, s logical.Storage, co *comp
 	return nil
 }
 
-// hasCompanyFields: the write says something about the default company.
-func hasCompanyFields(d *framework.FieldData) bool {
-	for _, f := range []string{"company_uuid", "request_token", "refresh_token", "geolocation"} {
-		if _, ok := d.GetOk(f); ok {
-			return true
-		}
+// notRevoked is the error of a delete whose revocation failed: it says
+// that nothing was deleted, and keeps the status (and Concur's words).
+func notRevoked(name string, err error) error {
+	var coded logical.HTTPCodedError
+	if !errors.As(err, &coded) {
+		return err // ErrReadOnly, for Vault to forward
 	}
-	return false
-}
-
-func hasBootstrapFields(d *framework.FieldData) bool {
-	_, req := d.GetOk("request_token")
-	_, ref := d.GetOk("refresh_token")
-	return req || ref
-}
-
-// companyChangeFrom reads and validates a write of the company called name,
-// whose stored entry is prev (nil when new), for app.
-func companyChangeFrom(d *framework.FieldData, app appView, prev *companyEntry, name string) (companyChange, *logical.Response) {
-	c := companyChange{app: app, prewarm: name == defaultCompanyName}
-	if prev != nil {
-		c.companyUUID, c.prewarm = prev.CompanyUUID, prev.Prewarm
-	}
-	if raw, ok := d.GetOk("company_uuid"); ok {
-		v := strings.ToLower(strings.TrimSpace(raw.(string)))
-		if err := concur.ValidateUserID(v); err != nil {
-			return c, fieldError("company_uuid", "must be a UUID such as 3df11695-e8bb-40ff-8e98-c85913ab2789")
-		}
-		c.companyUUID = v
-	}
-	if raw, ok := d.GetOk("prewarm"); ok {
-		c.prewarm = raw.(bool)
-	}
-	var resp *logical.Response
-	if c.requestToken, c.refreshToken, resp = tokenFields(d); resp != nil {
-		return c, resp
-	}
-	if c.companyUUID == "" {
-		return c, fieldError("company_uuid", "is required")
-	}
-	if c.refreshBase, resp = refreshTokenGeolocation(d, c.refreshToken, app); resp != nil {
-		return c, resp
-	}
-	if prev != nil && !c.bootstraps() && c.companyUUID != prev.CompanyUUID {
-		return c, fieldError("company_uuid", "changing it needs a new request_token or refresh_token for that company")
-	}
-	return c, nil
+	return logical.CodedError(coded.Code(), fmt.Sprintf("%s was not deleted (everything is kept): "+
+		"its connection could not be revoked at Concur: %s", companyPath(name, ""), coded.Error()))
 }
 
 // checkGeolocationsAllowed refuses allowed_hosts that would no longer admit
 // a company's current geolocation (except skip's, replaced in this write).
 func (b *backend) checkGeolocationsAllowed(ctx context.Context, s logical.Storage, app appView, skip string) (*logical.Response, error) {
-	names, err := b.tokens.names(ctx, s)
+	names, err := b.companyNames(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	allow := app.client.AllowedHosts()
+	allow, views := app.client.AllowedHosts(), b.companies.views()
 	for _, name := range names {
-		if name == skip {
+		e := views[name].entry
+		if name == skip || e == nil || e.Token.Geolocation == "" {
 			continue
 		}
-		v, err := b.tokens.company(name).load(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if v.entry == nil || v.entry.Token.Geolocation == "" {
-			continue
-		}
-		if err := allow.Check(v.entry.Token.Geolocation); err != nil {
+		if err := allow.Check(e.Token.Geolocation); err != nil {
 			return fieldError("allowed_hosts", "the current geolocation of company %s would no longer be allowed: %v", name, err), nil
 		}
 	}
@@ -399,58 +380,6 @@ func companyWriteError(c companyChange, err error) (*logical.Response, error) {
 		return nil, fmt.Errorf("%s: %w", msgUnsaved, err)
 	}
 	return nil, err
-}
-
-// tokenFields reads request_token and refresh_token, at most one of them.
-func tokenFields(d *framework.FieldData) (requestToken, refreshToken concur.Secret, resp *logical.Response) {
-	get := func(field string) (concur.Secret, *logical.Response) {
-		raw, ok := d.GetOk(field)
-		if !ok {
-			return concur.Secret{}, nil
-		}
-		v := strings.TrimSpace(raw.(string))
-		if v == "" {
-			return concur.Secret{}, fieldError(field, "is empty")
-		}
-		if err := checkPrintable(v); err != nil {
-			return concur.Secret{}, fieldError(field, "%v", err)
-		}
-		return concur.NewSecret(v), nil
-	}
-	if requestToken, resp = get("request_token"); resp != nil {
-		return concur.Secret{}, concur.Secret{}, resp
-	}
-	if refreshToken, resp = get("refresh_token"); resp != nil {
-		return concur.Secret{}, concur.Secret{}, resp
-	}
-	if !requestToken.IsZero() && !refreshToken.IsZero() {
-		resp = logical.ErrorResponse("request_token, refresh_token: give one or the other, not both")
-	}
-	return requestToken, refreshToken, resp
-}
-
-// refreshTokenGeolocation is where the refresh grant checking an imported
-// refresh token goes: the geolocation given with it (checked against the
-// allow-list), or base_url.
-func refreshTokenGeolocation(d *framework.FieldData, refreshToken concur.Secret, app appView) (string, *logical.Response) {
-	raw, ok := d.GetOk("geolocation")
-	if !ok {
-		return app.entry.BaseURL, nil
-	}
-	if refreshToken.IsZero() {
-		return "", fieldError("geolocation", "goes with refresh_token (it names where that token lives)")
-	}
-	if len(raw.(string)) > maxPatternLength {
-		return "", fieldError("geolocation", "is longer than %d characters", maxPatternLength)
-	}
-	geo, err := concur.NormalizeBaseURL(raw.(string))
-	if err != nil {
-		return "", fieldError("geolocation", "%v", err)
-	}
-	if err := app.client.AllowedHosts().Check(geo); err != nil {
-		return "", fieldError("geolocation", "%s is not allowed by allowed_hosts", geo)
-	}
-	return geo, nil
 }
 
 // bootstrapError explains why Concur would not issue a token for the given
@@ -483,7 +412,8 @@ func bootstrapError(field string, err error) (*logical.Response, error) {
 // Concur refuses the bearer token, an earlier attempt may already have
 // revoked it (its answer lost on the way): a refresh grant tells. If Concur
 // no longer knows the refresh token, the connection is gone, which is what
-// was asked for; if it issues a new token, the revocation is tried once more.
+// was asked for; if it issues a new token, the revocation is tried once more;
+// any other refusal fails the delete (see connectionGone).
 func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *company) error {
 	sv, err := co.usable(ctx, s, minServeTTL)
 	if err != nil {
@@ -497,8 +427,8 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *c
 		return nil
 	}
 	e, rerr := co.rotate(ctx, s)
-	if concur.RefusedForGood(rerr) {
-		return nil // Concur refuses the refresh token: the connection is already revoked
+	if connectionGone(rerr) {
+		return nil
 	}
 	if rerr != nil {
 		return upstreamError(rerr)
@@ -507,4 +437,13 @@ func (b *backend) revokeConnection(ctx context.Context, s logical.Storage, co *c
 		return upstreamError(err)
 	}
 	return nil
+}
+
+// connectionGone: Concur refused the refresh token itself (code 108: bad,
+// expired or revoked), so the connection is already revoked. A refusal of
+// the app (59, 61, 64) or of the company (53, 123) leaves the connection
+// live at Concur: deleting its only refresh token then would orphan it.
+func connectionGone(err error) bool {
+	var ce *concur.Error
+	return concur.RefusedForGood(err) && errors.As(err, &ce) && ce.Code == concur.CodeBadRefreshToken
 }

@@ -91,7 +91,7 @@ func pathConfig(b *backend) *framework.Path {
 }
 
 func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, _ *framework.FieldData) (bool, error) {
-	app, err := b.tokens.loadApp(ctx, req.Storage)
+	app, err := b.app.load(ctx, req.Storage)
 	if err != nil {
 		return false, err
 	}
@@ -102,13 +102,17 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if resp := rejectUnknownFields(req, d); resp != nil {
 		return resp, nil
 	}
-	app, err := b.tokens.loadApp(ctx, req.Storage)
+	app, err := b.app.load(ctx, req.Storage)
 	if err != nil || app.entry == nil {
 		return nil, err
 	}
-	v, err := b.tokens.defaultCompany().load(ctx, req.Storage)
+	co, err := b.companies.lookup(ctx, req.Storage, defaultCompanyName)
 	if err != nil {
 		return nil, err
+	}
+	var v companyView
+	if co != nil {
+		v = co.current()
 	}
 	resp := &logical.Response{Data: configResponseData(app.entry, v)}
 	if v.entry != nil && v.entry.Token.AnswerWarning != "" {
@@ -156,7 +160,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if resp != nil || err != nil {
 		return resp, err
 	}
-	co := b.tokens.defaultCompany()
+	co, release := b.companies.acquire(defaultCompanyName)
+	defer release()
 	prev, err := co.load(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -165,7 +170,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		if resp, err := b.checkGeolocationsAllowed(ctx, req.Storage, app, ""); resp != nil || err != nil {
 			return resp, err
 		}
-		if err := b.tokens.saveApp(ctx, req.Storage, app); err != nil {
+		if err := b.app.save(ctx, req.Storage, app); err != nil {
 			return nil, err
 		}
 		return b.configWritten(ctx, app, co, false)
@@ -190,7 +195,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 // appChange is the app after a config write's app fields: validated, with
 // its client built, and the rules that span companies checked.
 func (b *backend) appChange(ctx context.Context, s logical.Storage, d *framework.FieldData) (appView, *logical.Response, error) {
-	prev, err := b.tokens.loadApp(ctx, s)
+	prev, err := b.app.load(ctx, s)
 	if err != nil {
 		return appView{}, nil, err
 	}
@@ -206,7 +211,7 @@ func (b *backend) appChange(ctx context.Context, s logical.Storage, d *framework
 		return appView{}, resp, nil
 	}
 	if prev.entry != nil && entry.ClientID != prev.entry.ClientID {
-		names, err := b.tokens.names(ctx, s)
+		names, err := b.companyNames(ctx, s)
 		if err != nil {
 			return appView{}, nil, err
 		}
@@ -263,17 +268,19 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	if !b.writeSafe() {
 		return nil, logical.ErrReadOnly
 	}
-	names, err := b.tokens.names(ctx, req.Storage)
+	names, err := b.companyNames(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	if others := slices.DeleteFunc(names, func(n string) bool { return n == defaultCompanyName }); len(others) > 0 {
 		return logical.ErrorResponse("config: %d named companies use the app's settings; delete companies/<name> first", len(others)), nil
 	}
-	if err := b.deleteCompany(ctx, req.Storage, b.tokens.defaultCompany(), d.Get("revoke").(bool)); err != nil {
+	co, release := b.companies.acquire(defaultCompanyName)
+	defer release()
+	if err := b.deleteCompany(ctx, req.Storage, co, d.Get("revoke").(bool)); err != nil {
 		return nil, err
 	}
-	if err := b.tokens.removeApp(ctx, req.Storage); err != nil {
+	if err := b.app.remove(ctx, req.Storage); err != nil {
 		return nil, err
 	}
 	b.sendEvent(ctx, configDeleteEvent())

@@ -61,10 +61,10 @@ func TestConfigBootstrapByRefreshToken(t *testing.T) {
 		t.Fatalf("the given refresh token was used %d times, want 1", got)
 	}
 	// Under rotation the given token is dead now; the engine holds its successor.
-	if e.b.tokens.defaultEntry().Token.RefreshToken == seeded {
+	if e.b.defaultEntry().Token.RefreshToken == seeded {
 		t.Errorf("the engine kept the rotated-out refresh token")
 	}
-	if e.b.tokens.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
+	if e.b.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
 		t.Errorf("the engine does not hold Concur's current refresh token")
 	}
 	if c := e.creds(); c["access_token"] == "" {
@@ -143,11 +143,11 @@ func TestConfigReadShowsNoSecret(t *testing.T) {
 func TestConfigPartialUpdateKeepsToken(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	e.bootstrap()
-	before := e.b.tokens.defaultEntry().Token.RefreshToken
+	before := e.b.defaultEntry().Token.RefreshToken
 	calls := e.sim.Calls(concurtest.EndpointToken)
 
 	e.mustOK(logical.UpdateOperation, "config", map[string]any{"refresh_margin": "20m"})
-	if e.b.tokens.defaultEntry().Token.RefreshToken != before {
+	if e.b.defaultEntry().Token.RefreshToken != before {
 		t.Errorf("a settings-only write changed the refresh token")
 	}
 	if e.sim.Calls(concurtest.EndpointToken) != calls {
@@ -220,7 +220,7 @@ func TestConfigChangingCompanyNeedsANewToken(t *testing.T) {
 func TestConfigDeleteAndRevoke(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	e.bootstrap()
-	old := e.b.tokens.defaultEntry().Token.RefreshToken
+	old := e.b.defaultEntry().Token.RefreshToken
 
 	if _, err := e.request(logical.DeleteOperation, "config", map[string]any{"revoke": true}); err != nil {
 		t.Fatal(err)

@@ -91,7 +91,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	t := sv.entry.Token
-	rot := rotationOf(sv.entry, sv.app.entry.RefreshMargin, b.now())
+	rot := rotationOf(co.name, sv.entry, sv.app.entry.RefreshMargin, b.now())
 	resp = &logical.Response{Data: map[string]any{
 		"access_token":        t.AccessToken,
 		"token_type":          t.TokenType,
@@ -121,33 +121,16 @@ const minRotationTTL = 5 * time.Second
 // renewal schedule, in whole seconds: the "rotating static secret" fields.
 type rotation struct {
 	ttl    int64 // until the engine will serve a different token
-	period int64 // a token's lifetime minus the refresh margin
+	period int64 // a token's lifetime minus the margin it is renewed at
 }
 
-// rotationOf follows the renewal schedule (company.renewIfDue and usable):
-// renew when less than the refresh margin is left (reads renew below
-// minServeTTL), or when the refresh token nears its end, and never before
-// the backoff after a failure ends. A company without prewarm renews on the
-// first read below minServeTTL, which is then its renewal point.
-func rotationOf(e *companyEntry, refreshMargin time.Duration, now time.Time) rotation {
+// rotationOf derives them from the renewal rule (servedUntil, from
+// nextRenewal), so that the ttl and the schedule agree.
+func rotationOf(name string, e *companyEntry, refreshMargin time.Duration, now time.Time) rotation {
 	t := e.Token
-	margin := minServeTTL
-	if e.Prewarm {
-		margin = max(refreshMargin, minServeTTL)
-	}
-	renewAt := t.ExpiresAt.Add(-margin)
-	if refreshTokenDue(e, now) {
-		renewAt = now
-	}
-	if t.NextAttemptAt.After(renewAt) {
-		renewAt = t.NextAttemptAt
-		if renewAt.After(t.ExpiresAt) {
-			renewAt = t.ExpiresAt
-		}
-	}
-	period := t.ExpiresAt.Sub(t.LastRefreshAt) - margin
+	period := t.ExpiresAt.Sub(t.LastRefreshAt) - renewalMargin(e, refreshMargin)
 	return rotation{
-		ttl:    int64(max(renewAt.Sub(now), minRotationTTL) / time.Second),
+		ttl:    int64(max(servedUntil(name, e, refreshMargin).Sub(now), minRotationTTL) / time.Second),
 		period: int64(max(period, minRotationTTL) / time.Second),
 	}
 }

@@ -301,7 +301,7 @@ func TestUnsavedTokensSurviveCacheInvalidation(t *testing.T) {
 	e.storage.failAfterMarker(1)
 	_, _ = e.request(logical.UpdateOperation, "rotate", nil)
 	e.b.invalidate(t.Context(), defaultCompanyKey)
-	if e.b.tokens.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
+	if e.b.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
 		t.Errorf("invalidation dropped the only copy of the newest refresh token")
 	}
 }

@@ -65,12 +65,12 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	if f := d.Get("format").(string); f != "" && f != "prometheus" {
 		return fieldError("format", "must be prometheus, got %.32q", f), nil
 	}
-	views, err := b.tokens.views(ctx, req.Storage)
+	views, err := b.companyViews(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
 	detail := metricsDetailAttention
-	if app := b.tokens.currentApp(); app.entry != nil && app.entry.MetricsDetail != "" {
+	if app := b.app.current(); app.entry != nil && app.entry.MetricsDetail != "" {
 		detail = app.entry.MetricsDetail
 	}
 	families, err := b.metrics.gather(views, detail, b.now())

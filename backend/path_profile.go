@@ -71,6 +71,16 @@ the matching users (Identity v4): total_results, start_index, items_per_page
 and users. count (1-100, default 10) and start_index (from 1) page through
 them.
 
+profile with filter runs an Identity v4.1 search: filter is a SCIM filter
+expression as Concur's search guide writes them, for example
+  active eq true and emails.value ew "@example.com"
+sent to Concur in the request body, never in a URL. The engine parses it
+first and refuses, naming the field, anything Concur's guide rules out
+(unknown attributes, not/ne or a nested or inside emails[...] or
+addresses[...], over 4096 characters or 16 levels of nesting). The answer
+pages as the list of all users does: total_results, items_per_page, users,
+next_cursor; count (1-1000, default 100) and cursor.
+
 profile with none of them lists the company's users one page at a time
 (Identity v4.1): total_results, items_per_page, users and next_cursor.
 count (1-1000, default 100) sets the page size; pass next_cursor back as
@@ -104,11 +114,15 @@ func pathProfile(b *backend) []*framework.Path {
 		"user_name":       {Type: framework.TypeString, Query: true, Description: "Find the user with this userName (login id)."},
 		"employee_number": {Type: framework.TypeString, Query: true, Description: "Find users with this employeeNumber."},
 		"external_id":     {Type: framework.TypeString, Query: true, Description: "Find users with this externalId."},
+		"filter": {Type: framework.TypeString, Query: true,
+			Description: `Search with a SCIM filter (Identity v4.1), e.g. active eq true and emails.value ew "@example.com".`},
 		"count": {Type: framework.TypeInt, Query: true,
-			Description: "Page size: 1 to 100 with a filter (Concur's default: 10), 1 to 1000 without (default: 100)."},
-		"start_index": {Type: framework.TypeInt, Query: true, Description: "With a filter: 1-based index of the first result (default 1)."},
+			Description: "Page size: 1 to 100 with user_name, employee_number or external_id (Concur's default: 10), " +
+				"1 to 1000 otherwise (default: 100)."},
+		"start_index": {Type: framework.TypeInt, Query: true,
+			Description: "With user_name, employee_number or external_id: 1-based index of the first result (default 1)."},
 		"cursor": {Type: framework.TypeString, Query: true,
-			Description: "Without a filter: the next_cursor of the previous page (empty for the first page)."},
+			Description: "With filter or none: the next_cursor of the previous page (empty for the first page)."},
 	}
 	for k, v := range projection {
 		byID[k] = v
@@ -136,7 +150,7 @@ func pathProfile(b *backend) []*framework.Path {
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:     b.pathProfileSearch,
-					Summary:      "Find users by user_name, employee_number or external_id, or list them all page by page.",
+					Summary:      "Find users by user_name, employee_number, external_id or a SCIM filter, or list them all page by page.",
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "search", OperationSuffix: "profiles"},
 				},
 			},
@@ -206,13 +220,20 @@ func (b *backend) pathProfileSearch(ctx context.Context, req *logical.Request, d
 			f.Attribute, f.Value = attr, v
 		}
 	}
+	if raw, ok := d.GetOk("filter"); ok {
+		given = append(given, "filter")
+		if len(given) == 1 {
+			return b.profileFilter(ctx, req, d, co, concur.SearchRequest{Filter: raw.(string), Attributes: attrs,
+				ExcludedAttributes: excluded})
+		}
+	}
 	switch len(given) {
 	case 0:
 		return b.profileRoster(ctx, req, d, co, concur.UserPage{Attributes: attrs, ExcludedAttributes: excluded})
 	case 1:
 		return b.profileFind(ctx, req, d, co, f)
 	}
-	return logical.ErrorResponse("user_name, employee_number, external_id: give at most one"), nil
+	return logical.ErrorResponse("user_name, employee_number, external_id, filter: give at most one"), nil
 }
 
 // profileFind is the filtered search (Identity v4, startIndex paging).
@@ -256,20 +277,9 @@ func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *fram
 // cursor paging), so apps can sync a roster without holding a token.
 func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData, co *company,
 	p concur.UserPage) (*logical.Response, error) {
-	if _, ok := d.GetOk("start_index"); ok {
-		return fieldError("start_index", "pages a search by user_name, employee_number or external_id; "+
-			"the list of all users pages with cursor"), nil
-	}
-	if raw, ok := d.GetOk("count"); ok {
-		if p.Count = raw.(int); p.Count < 1 || p.Count > maxRosterCount {
-			return fieldError("count", "must be between 1 and %d", maxRosterCount), nil
-		}
-	}
-	if raw, ok := d.GetOk("cursor"); ok {
-		p.Cursor = raw.(string)
-		if len(p.Cursor) > maxCursorLength || strings.IndexFunc(p.Cursor, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-			return fieldError("cursor", "must be the next_cursor of a previous page (up to %d printable characters)", maxCursorLength), nil
-		}
+	var resp *logical.Response
+	if p.Count, p.Cursor, resp = cursorPaging(d); resp != nil {
+		return resp, nil
 	}
 	var list *concur.UserList
 	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
@@ -279,12 +289,64 @@ func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
+	return cursorPageResponse(list), nil
+}
+
+// profileFilter runs an Identity v4.1 search (POST /Users/.search, the
+// filter in the body) after checking the filter as Concur's guide does, so
+// that nothing Concur would refuse is sent and apps learn which field is wrong.
+func (b *backend) profileFilter(ctx context.Context, req *logical.Request, d *framework.FieldData, co *company,
+	sr concur.SearchRequest) (*logical.Response, error) {
+	if !utf8.ValidString(sr.Filter) || strings.IndexFunc(sr.Filter, unicode.IsControl) >= 0 {
+		return fieldError("filter", "contains control characters or invalid UTF-8"), nil
+	}
+	if _, err := concur.ParseSearchFilter(sr.Filter); err != nil {
+		return fieldError("filter", "%v", err), nil
+	}
+	var resp *logical.Response
+	if sr.Count, sr.Cursor, resp = cursorPaging(d); resp != nil {
+		return resp, nil
+	}
+	var list *concur.UserList
+	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
+		list, err = a.client.SearchUsers(ctx, a.host, a.token, sr)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cursorPageResponse(list), nil
+}
+
+// cursorPaging reads count and cursor of an Identity v4.1 page (the roster
+// or a filter search); start_index belongs to the v4 searches.
+func cursorPaging(d *framework.FieldData) (count int, cursor string, resp *logical.Response) {
+	if _, ok := d.GetOk("start_index"); ok {
+		return 0, "", fieldError("start_index", "pages a search by user_name, employee_number or external_id; "+
+			"the list of all users and filter searches page with cursor")
+	}
+	if raw, ok := d.GetOk("count"); ok {
+		if count = raw.(int); count < 1 || count > maxRosterCount {
+			return 0, "", fieldError("count", "must be between 1 and %d", maxRosterCount)
+		}
+	}
+	if raw, ok := d.GetOk("cursor"); ok {
+		cursor = raw.(string)
+		if len(cursor) > maxCursorLength || strings.IndexFunc(cursor, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
+			return 0, "", fieldError("cursor", "must be the next_cursor of a previous page (up to %d printable characters)",
+				maxCursorLength)
+		}
+	}
+	return count, cursor, nil
+}
+
+func cursorPageResponse(list *concur.UserList) *logical.Response {
 	return &logical.Response{Data: map[string]any{
 		"total_results":  list.TotalResults,
 		"items_per_page": list.ItemsPerPage,
 		"users":          userSlice(list),
 		"next_cursor":    list.NextCursor,
-	}}, nil
+	}}
 }
 
 func userSlice(list *concur.UserList) []any {

@@ -71,6 +71,14 @@ func TestProfileBadInputNamesTheField(t *testing.T) {
 		{"profile", map[string]any{"user_name": "a", "count": 500}, "count"},
 		{"profile", map[string]any{"user_name": "a", "start_index": 0}, "start_index"},
 		{"profile", map[string]any{"user_name": "a", "filter": "x"}, "filter"},
+		{"profile", map[string]any{"filter": ""}, "filter"},
+		{"profile", map[string]any{"filter": `password eq "x"`}, "filter"},
+		{"profile", map[string]any{"filter": `emails[not(type eq "work")]`}, "filter"},
+		{"profile", map[string]any{"filter": `emails[value sw "a" and value ew "b"]`}, "filter"},
+		{"profile", map[string]any{"filter": "userName eq \"a\u0000\""}, "filter"},
+		{"profile", map[string]any{"filter": `userName eq "` + strings.Repeat("a", 4100) + `"`}, "filter"},
+		{"profile", map[string]any{"filter": `active eq true`, "start_index": 2}, "start_index"},
+		{"profile", map[string]any{"filter": `active eq true`, "count": 1001}, "count"},
 	} {
 		resp, err := e.request(logical.ReadOperation, tc.path, tc.data)
 		if err != nil || resp == nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), tc.field) {
@@ -259,5 +267,54 @@ func TestProfileEmployeeNumberSendsCompanyID(t *testing.T) {
 	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"employee_number": user.EmployeeNumber})
 	if users := resp.Data["users"].([]any); len(users) != 1 || users[0].(map[string]any)["id"] != user.ID {
 		t.Errorf("employee_number search: %v", resp.Data)
+	}
+}
+
+// Issue 21 point 3: profile with filter is an Identity v4.1 search (the SCIM
+// expression in the POST body), paged with cursor, one Concur call per read,
+// so an app can ask for active users by e-mail domain without a token.
+func TestProfileFilterSearch(t *testing.T) {
+	e := newTestEnv(t, concurtest.Options{Users: 25})
+	e.bootstrap()
+	users := e.sim.Users(testCompany)
+	domain := users[0].UserName[strings.Index(users[0].UserName, "@"):]
+	data := map[string]any{"filter": `active eq true and emails.value ew "` + strings.ToUpper(domain) + `"`, "count": 10,
+		"attributes": "active,userName"}
+	seen := map[any]bool{}
+	for page := 1; ; page++ {
+		before := e.sim.Calls(concurtest.EndpointUsers)
+		resp := e.mustOK(logical.ReadOperation, "profile", data)
+		if got := e.sim.Calls(concurtest.EndpointUsers) - before; got != 1 {
+			t.Fatalf("page %d took %d Identity calls, want 1", page, got)
+		}
+		if resp.Data["total_results"] != 22 { // every seventh simulated user has left
+			t.Fatalf("total_results %v, want 22", resp.Data["total_results"])
+		}
+		for _, u := range resp.Data["users"].([]any) {
+			if u.(map[string]any)["active"] != true {
+				t.Errorf("an inactive user matched: %v", u)
+			}
+			seen[u.(map[string]any)["id"]] = true
+		}
+		next := resp.Data["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		if page > 3 {
+			t.Fatal("paging does not end")
+		}
+		data["cursor"] = next
+	}
+	if len(seen) != 22 {
+		t.Errorf("%d distinct users, want 22", len(seen))
+	}
+	// Concur's dialect: an unquoted UUID; characters that would matter in a URL are only data.
+	resp := e.mustOK(logical.ReadOperation, "profile", map[string]any{"filter": "id eq " + users[4].ID})
+	if got := resp.Data["users"].([]any); len(got) != 1 || got[0].(map[string]any)["id"] != users[4].ID {
+		t.Errorf("id eq <uuid>: %v", resp.Data)
+	}
+	resp = e.mustOK(logical.ReadOperation, "profile", map[string]any{"filter": `userName eq "../../oauth2/v0/token?x=1&y=%2F"`})
+	if resp.Data["total_results"] != 0 {
+		t.Errorf("a filter with URL characters: %v", resp.Data)
 	}
 }

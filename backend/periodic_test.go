@@ -25,7 +25,7 @@ func TestPeriodicRenewalOverSevenMonths(t *testing.T) {
 		if err := e.periodic(); err != nil {
 			t.Fatalf("%s: periodic: %v", e.clock.Now().Format(time.RFC3339), err)
 		}
-		if st := e.b.tokens.defaultEntry(); st.Token.ExpiresAt.Before(e.clock.Now()) {
+		if st := e.b.defaultEntry(); st.Token.ExpiresAt.Before(e.clock.Now()) {
 			t.Fatalf("%s: the access token expired", e.clock.Now().Format(time.RFC3339))
 		}
 	}
@@ -39,7 +39,7 @@ func TestPeriodicRenewalOverSevenMonths(t *testing.T) {
 	if want := int(hours * 60 / 50); grants < want*9/10 || grants > want*11/10 {
 		t.Errorf("refresh grants = %d, want about %d", grants, want)
 	}
-	st := e.b.tokens.defaultEntry()
+	st := e.b.defaultEntry()
 	if st.Token.RefreshExpiresAt.Before(e.clock.Now().AddDate(0, 5, 0)) {
 		t.Errorf("refresh token expires %s: renewals did not slide it forward", st.Token.RefreshExpiresAt)
 	}

@@ -152,7 +152,7 @@ func (e *testEnv) storedToken() tokenEntry {
 // memory returns the refresh token the engine holds in memory and whether
 // it is unsaved.
 func (e *testEnv) memory() (refreshToken string, unsaved bool) {
-	v := e.b.tokens.defaultCompany().current()
+	v := e.b.view(defaultCompanyName)
 	if v.entry != nil {
 		refreshToken = v.entry.Token.RefreshToken
 	}

@@ -9,7 +9,7 @@ import (
 // schedule is when each company next needs the periodic renewal, earliest
 // first, so that a pass with nothing due looks at one entry however many
 // companies the mount has. It is kept current by every change of a
-// company's state; its owner (tokenStore) locks it.
+// company's state; its owner (registry) locks it.
 type schedule struct {
 	items dueHeap
 	index map[string]*dueItem
@@ -91,42 +91,76 @@ func keepAliveInterval(name string) time.Duration {
 	return keepAliveEvery - time.Duration(h.Sum32()%uint32(keepAliveJitter/time.Minute))*time.Minute
 }
 
-// keepAliveDue: no grant for the company in its keep-alive interval.
-func keepAliveDue(name string, e *companyEntry, now time.Time) bool {
-	return now.Sub(e.Token.LastRefreshAt) >= keepAliveInterval(name)
-}
+// renewalKind is why a company's tokens are next renewed by the engine.
+type renewalKind int
 
-// refreshTokenDue: the refresh token nears its expiry and no renewal was
-// made for its sake in the last refreshForItsSakeEvery (when Concur does
-// not move the expiry forward, renewing every minute would not help).
-func refreshTokenDue(e *companyEntry, now time.Time) bool {
-	exp := e.Token.RefreshExpiresAt
-	return !exp.IsZero() && exp.Sub(now) < refreshTokenMargin && now.Sub(e.Token.RefreshRenewedAt) >= refreshForItsSakeEvery
-}
+const (
+	renewNone          renewalKind = iota // nothing until an operator writes the company
+	renewAccess                           // a kept-ready access token (prewarm) nears the refresh margin
+	renewKeepAlive                        // no grant for the keep-alive interval
+	renewRefreshExpiry                    // the refresh token nears its expiry
+)
 
-// dueAt is when the periodic renewal next has something to do for the
-// company (zero: nothing until an operator writes it): a kept-ready access
-// token nearing its margin, a keep-alive or a refresh token near its expiry,
-// never before the backoff after a failure ends.
-func (v companyView) dueAt(name string, margin time.Duration, now time.Time) time.Time {
-	e := v.entry
-	switch {
-	case e == nil:
-		return time.Time{}
-	case v.unsaved:
-		return now
-	case waitsForOperator(e):
-		return time.Time{}
+// nextRenewal is the one rule for when the engine renews a company's
+// tokens on its own, and why: a kept-ready access token margin before its
+// expiry, a keep-alive, or a refresh token near its expiry (at most once
+// per refreshForItsSakeEvery), never before the backoff after a failure
+// ends. The schedule, the periodic pass, the keep-alive's recheck and the
+// ttl creds answers (servedUntil) all derive from it.
+func nextRenewal(name string, e *companyEntry, margin time.Duration) (time.Time, renewalKind) {
+	if e == nil || waitsForOperator(e) {
+		return time.Time{}, renewNone
 	}
 	t := e.Token
-	due := t.LastRefreshAt.Add(keepAliveInterval(name))
+	at, kind := t.LastRefreshAt.Add(keepAliveInterval(name)), renewKeepAlive
 	if !t.RefreshExpiresAt.IsZero() {
-		due = earliest(due, latestOf(t.RefreshExpiresAt.Add(-refreshTokenMargin), t.RefreshRenewedAt.Add(refreshForItsSakeEvery)))
+		if exp := latestOf(t.RefreshExpiresAt.Add(-refreshTokenMargin), t.RefreshRenewedAt.Add(refreshForItsSakeEvery)); exp.Before(at) {
+			at, kind = exp, renewRefreshExpiry
+		}
 	}
 	if e.Prewarm {
-		due = earliest(due, t.ExpiresAt.Add(-margin))
+		if access := t.ExpiresAt.Add(-margin); access.Before(at) {
+			at, kind = access, renewAccess
+		}
 	}
-	return latestOf(due, t.NextAttemptAt)
+	return latestOf(at, t.NextAttemptAt), kind
+}
+
+// servedUntil is when the engine will serve a different token than e's
+// current one: its next renewal (nextRenewal), or else the first read that
+// finds less than minServeTTL left, never before the backoff ends and never
+// after the token expires.
+func servedUntil(name string, e *companyEntry, margin time.Duration) time.Time {
+	at, _ := nextRenewal(name, e, margin)
+	read := latestOf(e.Token.ExpiresAt.Add(-minServeTTL), e.Token.NextAttemptAt)
+	if at.IsZero() || read.Before(at) {
+		at = read
+	}
+	return earliest(at, e.Token.ExpiresAt)
+}
+
+// renewalMargin is how much life is left when a company's access token is
+// replaced: the refresh margin for a kept-ready token, else what a read
+// needs.
+func renewalMargin(e *companyEntry, margin time.Duration) time.Duration {
+	if e.Prewarm {
+		return max(margin, minServeTTL)
+	}
+	return minServeTTL
+}
+
+// due is when the periodic pass next has something to do for the company
+// (zero: nothing until an operator writes it): unsaved tokens at once,
+// otherwise its next renewal.
+func (v companyView) due(name string, margin time.Duration, now time.Time) time.Time {
+	switch {
+	case v.unsaved:
+		return now
+	case v.entry == nil:
+		return time.Time{}
+	}
+	at, _ := nextRenewal(name, v.entry, margin)
+	return at
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -76,7 +76,7 @@ func TestSoak(t *testing.T) {
 		"periodic tick every 1-3 min; a burst of "+strconv.Itoa(readers)+" concurrent creds readers a day",
 		fmt.Sprintf("%s simulated; rotation rotate; random token-endpoint faults and storage write failures (seed %d)", span, seed))
 	user := e.sim.Users(testCompany)[0]
-	margin := e.b.tokens.refreshMargin()
+	margin := e.b.refreshMargin()
 
 	r := &soakRun{t: t, e: e, rng: rng, readers: readers, user: user,
 		nextBurst: start.Add(time.Duration(rng.Int64N(int64(24 * time.Hour))))}
@@ -169,7 +169,7 @@ func (r *soakRun) fail(format string, args ...any) {
 
 // calm: no fault pending and the last renewal succeeded.
 func (r *soakRun) calm() bool {
-	return r.e.sim.PendingFaults(concurtest.EndpointToken) == 0 && r.e.b.tokens.defaultEntry().Token.Failures == 0
+	return r.e.sim.PendingFaults(concurtest.EndpointToken) == 0 && r.e.b.defaultEntry().Token.Failures == 0
 }
 
 // trouble injects random faults. Concur faults are injected only when calm,
@@ -263,8 +263,8 @@ func (r *soakRun) checkStep() {
 			r.fail("storage does not hold Concur's current refresh token")
 		}
 	}
-	if left := e.b.tokens.remaining(e.b.tokens.defaultEntry()); left <= 0 {
-		tok := e.b.tokens.defaultEntry().Token
+	if left := e.b.remaining(e.b.defaultEntry()); left <= 0 {
+		tok := e.b.defaultEntry().Token
 		r.fail("the access token expired (%s): status %s, failures %d, next attempt %s, last refresh %s, last error %q, unsaved %v",
 			left, tok.Status, tok.Failures, tok.NextAttemptAt.Format(time.RFC3339), tok.LastRefreshAt.Format(time.RFC3339),
 			tok.LastError, unsaved)

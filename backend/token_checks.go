@@ -19,8 +19,8 @@ import (
 // is the token state the grant started from (for the failure count).
 func (co *company) checkAnswer(next *companyEntry, prev tokenEntry, tok *concur.Token) {
 	t := &next.Token
-	now := co.store.b.now()
-	log := co.store.b.Logger()
+	now := co.deps.now()
+	log := co.deps.log()
 	t.AnswerWarning = answerWarning(tok)
 	if t.AnswerWarning != "" {
 		// Field names and JSON types only, never a value (see concur.Token.Warnings).

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func (e *testEnv) v010Entry(token tokenEntry) *legacyState {
 // entry, holding the same tokens, and returns the default company it had.
 func (e *testEnv) asV010Layout() companyEntry {
 	e.t.Helper()
-	live := *e.b.tokens.defaultEntry()
+	live := *e.b.defaultEntry()
 	for _, k := range []string{appStorageKey, defaultCompanyKey} {
 		_ = e.storage.Delete(context.Background(), k)
 	}
@@ -41,7 +42,7 @@ func (e *testEnv) asV010Layout() companyEntry {
 func TestUpgradeFromV010Layout(t *testing.T) {
 	old := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
 	old.bootstrap()
-	live := *old.b.tokens.defaultEntry()
+	live := *old.b.defaultEntry()
 
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
 	e.sim = old.sim // the same Concur
@@ -64,7 +65,7 @@ func TestUpgradeFromV010Layout(t *testing.T) {
 		t.Fatalf("default company after the upgrade: found=%v uuid=%s prewarm=%v", found, co.CompanyUUID, co.Prewarm)
 	}
 	e.mustOK(logical.UpdateOperation, "rotate", nil)
-	if e.b.tokens.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
+	if e.b.defaultEntry().Token.RefreshToken != e.sim.CurrentRefreshToken(testClientID, testCompany) {
 		t.Errorf("the upgraded refresh token did not rotate into Concur's newest")
 	}
 	if st := e.mustOK(logical.ReadOperation, "config", nil).Data; st["status"] != statusOK || st["company_uuid"] != testCompany {
@@ -78,7 +79,7 @@ func TestUpgradeFromV010Layout(t *testing.T) {
 func TestUpgradeResumesAndKeepsTheNewerToken(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{Rotation: concurtest.RotationRotate})
 	e.bootstrap()
-	newer := *e.b.tokens.defaultEntry()
+	newer := *e.b.defaultEntry()
 	older := newer.Token
 	older.RefreshToken, older.LastRefreshAt = "rt-older", newer.Token.LastRefreshAt.Add(-time.Hour)
 	s := e.storage
@@ -94,7 +95,9 @@ func TestUpgradeResumesAndKeepsTheNewerToken(t *testing.T) {
 		t.Errorf("the resumed upgrade replaced the newer stored token by v0.1.0's older one")
 	}
 
-	// An old instance's live marker on the v0.1.0 entry: no upgrade until it ends.
+	// An old instance's live marker on the v0.1.0 entry: no upgrade until it
+	// ends, but the mount's paths go on meanwhile (the default company is
+	// served from memory, as on a node that may not write).
 	live := newer.Token
 	live.LastRefreshAt = newer.Token.LastRefreshAt.Add(time.Minute)
 	live.Grant = &grantMarker{RefreshToken: tokenFingerprint(live.RefreshToken), Until: e.clock.Now().Add(time.Minute), Instance: "v010"}
@@ -102,8 +105,14 @@ func TestUpgradeResumesAndKeepsTheNewerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	third := e.newInstance()
-	if _, err := requestOn(third, s, logical.ReadOperation, "creds", nil); codeOf(err) != 503 {
-		t.Errorf("creds while v0.1.0's grant is in flight: %v, want 503", err)
+	if _, err := requestOn(third, s, logical.ReadOperation, "creds", nil); err != nil {
+		t.Errorf("creds while v0.1.0's grant is in flight: %v, want the still-valid token", err)
+	}
+	if resp, err := requestOn(third, s, logical.ListOperation, "companies/", nil); err != nil || fmt.Sprint(resp.Data["keys"]) != "[default]" {
+		t.Errorf("list while v0.1.0's grant is in flight: %v %v", resp, err)
+	}
+	if raw, _ := s.Get(context.Background(), legacyStorageKey); raw == nil {
+		t.Errorf("the v0.1.0 entry was upgraded under a live marker")
 	}
 	e.clock.Advance(2 * time.Minute)
 	if _, err := requestOn(third, s, logical.ReadOperation, "creds", nil); err != nil {

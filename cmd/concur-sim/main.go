@@ -54,6 +54,7 @@ type config struct {
 	dataCenters, companyDC, scopes              string
 	expiresAsStrings, rejectCharset             bool
 	landingZoneServesAll, requireCompanyID      bool
+	strictPaths                                 bool
 	refreshErrorStatus, unauthorizedStatus      int
 }
 
@@ -81,6 +82,7 @@ Admin API (acts on --client-id and --company-uuid; reveals tokens by design):
                     exact shape; "status" (default 400, 403 for 53), "geolocation" for 16 and 108
   POST /_sim/id-token-subject {"sub":"..."}   id_tokens of the company name this sub ("" resets)
   POST /_sim/deprecation {"endpoint":E,"warning":"...","sunset":"..."}   x-api-warn / sunset headers
+  POST /_sim/strict-paths {"strict":true|false}   the references' literal paths, or the front door's reading
   GET  /_sim/stats counts calls, grants, error codes, "refresh_token_uses" and
        "dead_refresh_token_presented" (refresh grants that presented a revoked, rotated-away or expired
        refresh token); with ?company_uuid=... those of one company (its token requests and grants).
@@ -133,6 +135,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		"revocation for any company (the other reading of the docs)")
 	fs.BoolVar(&c.requireCompanyID, "require-company-id", false, "Identity v4 answers 400 to an employeeNumber filter without companyId "+
 		"(the strict reading of the v4 reference)")
+	fs.BoolVar(&c.strictPaths, "strict-paths", false, "only the references' literal paths: no merging of repeated slashes, "+
+		"Users/Schemas/... only in the references' case (default: as Concur's front door, which SAP's own clients rely on)")
 	fs.StringVar(&c.scopes, "scopes", "", "comma-separated scopes of the client (default: openid and every identity.user.*.read)")
 	fs.BoolVar(&c.expiresAsStrings, "expires-as-strings", false, "send expires_in and refresh_expires_in as numeric strings")
 	fs.BoolVar(&c.rejectCharset, "reject-charset", false, "answer code 135 to a form Content-Type with a charset")
@@ -164,7 +168,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 const usageHeader = `Usage: concur-sim [flags]
 
 Runs the SAP Concur simulator: the OAuth2 token endpoint, Identity v4 and
-v4.1 and connection revocation, one loopback listener per data centre.
+v4.1 (Users, .search, Schemas, ResourceTypes, ServiceProviderConfig) and
+connection revocation, one loopback listener per data centre. Any other
+path is a 404 saying it is not modelled (docs/concur-sim.md).
 
 Landing zone: name a data centre "` + concurtest.LandingZone + `" (for example
 --data-centers ` + concurtest.LandingZone + `,us2,eu2) to get the Global Landing Zone, where Concur's
@@ -247,6 +253,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
 
 		LandingZoneServesAll: c.landingZoneServesAll,
 		RequireCompanyID:     c.requireCompanyID,
+		StrictPaths:          c.strictPaths,
 	}
 	if c.users == 0 {
 		opts.Users = -1 // the flag says 0 users; Options treats 0 as "default"

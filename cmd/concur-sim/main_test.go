@@ -404,3 +404,20 @@ func writeCert(t *testing.T, dir string) (string, string, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return certFile, keyFile, pool
 }
+
+// --strict-paths serves only the references' literal paths; by default the
+// front door's reading (any case, merged slashes) reaches Identity.
+func TestRunStrictPaths(t *testing.T) {
+	for flags, want := range map[string]int{"": http.StatusUnauthorized, "--strict-paths": http.StatusNotFound} {
+		s := start(t, strings.Fields(flags)...)
+		resp, err := get(http.DefaultClient, s.url+"//profile/identity/v4/users")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%q: GET //profile/identity/v4/users without a token: %d, want %d", flags, resp.StatusCode, want)
+		}
+		s.shutdown(t)
+	}
+}

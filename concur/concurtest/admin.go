@@ -38,6 +38,7 @@ type adminSeed struct{ clientID, companyUUID string }
 //	POST /_sim/reset-counters
 //	POST /_sim/id-token-subject*     {"sub": "..."} ("" -> the company's own UUID again)
 //	POST /_sim/deprecation           {"endpoint","warning","sunset"} (both "" -> off)
+//	POST /_sim/strict-paths          {"strict": true|false}: the references' literal paths, or the front door's reading
 //
 // Fault kinds (see the Fault* constants): status, delay, malformed,
 // oversized, drop, drop-after; and, processing the request for real first:
@@ -146,6 +147,15 @@ func (s *Server) adminRoutes() map[string]map[string]func(adminCall) {
 			}
 		}),
 		"/_sim/deprecation": post(s.adminDeprecation),
+		"/_sim/strict-paths": post(func(a adminCall) {
+			var body struct {
+				Strict bool `json:"strict"`
+			}
+			if a.decode(&body) {
+				s.SetStrictPaths(body.Strict)
+				a.ok()
+			}
+		}),
 	}
 }
 

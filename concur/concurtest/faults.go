@@ -19,7 +19,7 @@ type Endpoint string
 
 const (
 	EndpointToken       Endpoint = "token"       // POST /oauth2/v0/token
-	EndpointUsers       Endpoint = "users"       // GET /profile/identity/v4/Users[/{id}]
+	EndpointUsers       Endpoint = "users"       // Identity v4 and v4.1: Users, .search, Schemas, ResourceTypes, ServiceProviderConfig
 	EndpointConnections Endpoint = "connections" // DELETE /app-mgmt/v0/connections
 	EndpointJWKS        Endpoint = "jwks"        // GET /oauth2/v0/jwks
 )

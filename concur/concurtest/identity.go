@@ -52,28 +52,45 @@ func scimError(w http.ResponseWriter, status int, scimType, detail string) {
 // identityRoute is a parsed Identity request path.
 type identityRoute struct {
 	base string // usersPath or usersPathV41
-	kind string // "list", "user" or "search"
+	kind string // "list", "user", "search", or a configuration resource (resSchemas, ...)
 	id   string
 }
 
 func (rt identityRoute) v41() bool { return rt.base == usersPathV41 }
 
-// parseIdentityPath recognises /Users, /Users/ (the trailing slash of the
-// Identity v4 reference example and SAP's sample client is the list too),
-// /Users/{id} and, on v4.1, /Users/.search.
+// version is "v4" or "v4.1", as paths and meta.location spell it.
+func (rt identityRoute) version() string {
+	if rt.v41() {
+		return "v4.1"
+	}
+	return "v4"
+}
+
+// parseIdentityPath recognises, under /profile/identity/v4 and /v4.1:
+// /Users, /Users/ (the trailing slash of the Identity v4 reference example
+// and SAP's sample client is the list too), /Users/{id} and, on v4.1,
+// /Users/.search; and /Schemas[/{id}], /ResourceTypes[/{id}] and
+// /ServiceProviderConfig, each with an optional trailing slash as the
+// references write them. path is as the front door passed it on.
 func parseIdentityPath(path string) (identityRoute, bool) {
 	for _, base := range []string{usersPath, usersPathV41} {
-		rest, ok := strings.CutPrefix(path, base)
-		switch {
-		case !ok:
+		rest, ok := strings.CutPrefix(path, strings.TrimSuffix(base, "/Users")+"/")
+		if !ok {
 			continue
-		case rest == "" || rest == "/":
-			return identityRoute{base: base, kind: "list"}, true
-		case rest == searchSuffix && base == usersPathV41:
-			return identityRoute{base: base, kind: "search"}, true
-		case strings.HasPrefix(rest, "/"):
-			return identityRoute{base: base, kind: "user", id: rest[1:]}, true
 		}
+		res, id, _ := strings.Cut(rest, "/")
+		id = strings.TrimSuffix(id, "/")
+		switch {
+		case res == resSchemas || res == resResourceTypes || res == resServiceProviderConfig:
+			return identityRoute{base: base, kind: res, id: id}, true
+		case res != "Users":
+			return identityRoute{}, false
+		case id == "":
+			return identityRoute{base: base, kind: "list"}, true
+		case id == searchSuffix[1:] && base == usersPathV41:
+			return identityRoute{base: base, kind: "search"}, true
+		}
+		return identityRoute{base: base, kind: "user", id: id}, true
 	}
 	return identityRoute{}, false
 }
@@ -102,6 +119,11 @@ func (ic *identityCall) render(u *simUser, proj projection) map[string]any {
 // and POST /profile/identity/v4.1/Users/.search.
 func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request, c *call) {
 	rt, _ := parseIdentityPath(r.URL.Path)
+	switch rt.kind {
+	case resSchemas, resResourceTypes, resServiceProviderConfig:
+		s.handleIdentityConfig(w, r, rt)
+		return
+	}
 	method := http.MethodGet
 	if rt.kind == "search" {
 		method = http.MethodPost

@@ -87,6 +87,12 @@ type Options struct {
 	// used": an employeeNumber filter without companyId is a 400. By default
 	// (other pages, SAP's captures) employeeNumber works alone.
 	RequireCompanyID bool
+
+	// StrictPaths picks the references' literal paths: no merging of
+	// repeated slashes, fixed segments only in the case the references
+	// write them. By default the simulator reads paths as Concur's front
+	// door does (see frontdoor.go). SetStrictPaths changes it later.
+	StrictPaths bool
 }
 
 // LandingZone is the data-centre name of the Global Landing Zone
@@ -134,6 +140,8 @@ type Server struct {
 	knobs    knobs
 	jwt      jwtSigner
 	admin    atomic.Pointer[adminSeed]
+
+	strictPaths atomic.Bool
 
 	closeOnce sync.Once
 }
@@ -196,6 +204,7 @@ func newServer(first net.Listener, opts Options) (*Server, error) {
 	}
 	s.faults.init()
 	s.counters.init()
+	s.strictPaths.Store(opts.StrictPaths)
 
 	tlsConf, roots, err := serverTLS(opts)
 	if err != nil {
@@ -490,11 +499,14 @@ func (h *dcHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &recorder{ResponseWriter: w}
 	outcome := ""
 
+	s.throughFrontDoor(r)
 	ep, known := route(r.URL.Path)
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/_sim/") && s.admin.Load() != nil:
 		s.serveAdmin(rec, r)
-	case !known, h.dc.isLandingZone() && (ep == EndpointUsers || ep == EndpointConnections) && !s.opts.LandingZoneServesAll:
+	case !known:
+		s.writeNotModelled(rec, r)
+	case h.dc.isLandingZone() && (ep == EndpointUsers || ep == EndpointConnections) && !s.opts.LandingZoneServesAll:
 		// The landing zone issues tokens; APIs live at the token's geolocation.
 		writeGatewayError(rec, http.StatusNotFound, "NOT_FOUND", "no such endpoint", r.URL.Path, s.Clock.Now())
 	default:
