@@ -1,12 +1,13 @@
 # vault-plugin-secrets-concur
 #
 #   make build   plugin binary in bin/, version stamped
-#   make test    everything CI runs: lint, unit tests with -race, brief fuzzing, end-to-end tests against real Vault,
-#                the docs checks, SAP's Postman collections against concur-sim (sap-collections), the
+#   make test    everything CI runs: lint, unit tests with -race, alert rules, brief fuzzing, end-to-end tests against
+#                real Vault, the docs checks, SAP's Postman collections against concur-sim (sap-collections), the
 #                reproducibility check (release-check)
 #   make dev     simulator + Vault dev server + engine mounted at concur/, ready to try
 #   make bench   Go benchmarks + load test of concur/creds vs a minimal plugin (the ceiling) and KV through a real
 #                Vault dev server, and a pprof profile of the plugin under that load (docs/performance.md)
+#   make rules   the alert rules of docs/alerts.yml checked and unit-tested with promtool (Debian's, pinned)
 #   make fmt     gofmt the tree;  make lint: gofmt check, go vet, golangci-lint (.golangci.yml) on every module
 #   make release VERSION=vX.Y.Z   static binaries for linux, darwin (amd64, arm64) and windows (amd64), an SBOM
 #                each, SHA256SUMS in dist/; then rebuilds elsewhere and compares byte for byte (reproducible)
@@ -23,8 +24,8 @@ LDFLAGS      := -s -w -X $(MODULE)/backend.Version=$(VERSION)
 FUZZTIME     ?= 10s
 GO_PKGS      := ./...
 
-.PHONY: build sim ceiling test unit fuzz e2e sap-collections fmt lint dev vault clean reliability soak bench release \
-	release-check image plugin-v0.1.0
+.PHONY: build sim ceiling test unit fuzz e2e rules promtool sap-collections fmt lint dev vault clean reliability \
+	soak bench release release-check image plugin-v0.1.0
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN_BIN) ./cmd/$(PLUGIN_NAME)
@@ -36,7 +37,7 @@ sim:
 ceiling:
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ceiling ./scripts/ceiling
 
-test: lint unit fuzz e2e sap-collections release-check
+test: lint unit rules fuzz e2e sap-collections release-check
 
 unit:
 	go test -race -count=1 $(GO_PKGS)
@@ -50,6 +51,26 @@ fuzz:
 	    echo "fuzz $$pkg $$t"; go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# promtool from Debian's prometheus package, pinned. The binary is taken out of the package rather than
+# the package installed: installing it would also start a Prometheus server. Needs apt's package lists
+# (fetched once when the pinned version is not found).
+PROMETHEUS_DEB := 2.42.0+ds-5+b6
+PROMTOOL       := $(BIN)/promtool
+promtool: $(PROMTOOL)
+$(PROMTOOL):
+	rm -rf $(BIN)/prometheus-deb && mkdir -p $(BIN)/prometheus-deb
+	cd $(BIN)/prometheus-deb && { apt-get download prometheus=$(PROMETHEUS_DEB) 2>/dev/null || \
+	  { apt-get update -qq && apt-get download prometheus=$(PROMETHEUS_DEB); }; }
+	dpkg-deb -x $(BIN)/prometheus-deb/prometheus_*.deb $(BIN)/prometheus-deb/root
+	cp $(BIN)/prometheus-deb/root/usr/bin/promtool $@ && rm -rf $(BIN)/prometheus-deb
+	$@ --version
+
+# The alert rules docs/metrics.md points to: parsed by Prometheus' own rule checker, and each alert fired
+# on sample series by the rule unit tests in docs/alerts_test.yml.
+rules: $(PROMTOOL)
+	$(PROMTOOL) check rules docs/alerts.yml
+	cd docs && $(PROMTOOL) test rules alerts_test.yml
 
 # Fault matrix, hostile input and the soak (SOAK_MONTHS simulated months) with -race; their outcome
 # records become docs/reliability.md. Fails, leaving the document as it was, when a case fails.
@@ -97,7 +118,7 @@ E2E_FLAGS    ?= -v
 # from that release's commit in git history, stamped v0.1.0; skipped when present.
 V010_COMMIT     := 571f2bb
 PLUGIN_BIN_V010 := $(BIN)/$(PLUGIN_NAME)-v0.1.0
-e2e: vault build $(PLUGIN_BIN_V010)
+e2e: vault build $(PLUGIN_BIN_V010) $(PROMTOOL)
 	cd e2e && go vet ./...
 	cd e2e && VAULT_BIN=$(BIN)/vault PLUGIN_BIN=$(PLUGIN_BIN) PLUGIN_BIN_V010=$(PLUGIN_BIN_V010) \
 	  go test -count=1 -timeout $(E2E_TIMEOUT) -parallel $(E2E_PARALLEL) -run '$(E2E_RUN)' $(E2E_FLAGS) .

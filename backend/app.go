@@ -27,6 +27,7 @@ func newAppEntry() appEntry {
 		BaseURL:       concur.DefaultBaseURL,
 		AllowedHosts:  []string{concur.DefaultAllowedHost},
 		RefreshMargin: defaultRefreshMargin,
+		MetricsDetail: metricsDetailAttention,
 	}
 }
 
@@ -64,6 +65,14 @@ func appFields() map[string]*framework.FieldSchema {
 				"Renewing also keeps the refresh token alive.",
 			DisplayAttrs: &framework.DisplayAttributes{Name: "Refresh margin"},
 		},
+		"metrics_detail": {
+			Type:    framework.TypeString,
+			Default: metricsDetailAttention,
+			Description: `Companies the metrics name: "attention" (default: only those that need an operator, at most ` +
+				`100) or "full" (every company: for small mounts).`,
+			AllowedValues: []any{metricsDetailAttention, metricsDetailFull},
+			DisplayAttrs:  &framework.DisplayAttributes{Name: "Metrics detail"},
+		},
 	}
 }
 
@@ -99,6 +108,13 @@ func (a *appEntry) update(d *framework.FieldData) *logical.Response {
 			return fieldError("refresh_margin", "must be between %s and %s", minRefreshMargin, maxRefreshMargin)
 		}
 		a.RefreshMargin = m
+	}
+	if raw, ok := d.GetOk("metrics_detail"); ok {
+		v := raw.(string)
+		if v != metricsDetailAttention && v != metricsDetailFull {
+			return fieldError("metrics_detail", "must be %s or %s, got %.32q", metricsDetailAttention, metricsDetailFull, v)
+		}
+		a.MetricsDetail = v
 	}
 	for _, f := range []struct{ field, value string }{{"client_id", a.ClientID}, {"client_secret", a.ClientSecret}} {
 		if f.value == "" {

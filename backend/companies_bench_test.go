@@ -23,7 +23,7 @@ const benchCompanies = 10_000
 // when withAccess, an access token valid for an hour. Entries are written
 // straight to storage (as a mount that has run for a while holds them) and
 // the backend is fresh, so nothing is loaded yet.
-func newPartnerBench(b *testing.B, n int, withAccess bool) *testEnv {
+func newPartnerBench(b testing.TB, n int, withAccess bool) *testEnv {
 	b.Helper()
 	e := newTestEnv(b, concurtest.Options{Users: -1})
 	e.b.Logger().SetLevel(hclog.Info)

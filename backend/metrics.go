@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/concur-vault/vault-plugin-secrets-concur/concur"
 )
@@ -37,99 +38,88 @@ var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 
 // metrics are one mount's Prometheus series, in a registry of its own: one
 // plugin process serves many mounts, and each mount reports only its own.
-// Labels never carry a secret or anything a caller chose (no user ids).
+// The counters are mount-wide: no series per company, so a scrape costs the
+// same with 1 or 10,000 companies. Companies are named only by the state
+// series computed at each scrape (see gather), never by a value a caller
+// chose, and never a secret.
 type metrics struct {
 	registry *prometheus.Registry
+	state    stateDescs
 
-	grants         *prometheus.CounterVec   // company, grant_type, outcome, code
-	renewalSeconds *prometheus.HistogramVec // company, outcome
-	grantsWaiting  *prometheus.GaugeVec     // company
-	requests       *prometheus.CounterVec   // company, path, outcome
-	requestSeconds *prometheus.HistogramVec // company, path, outcome
-	concurCalls    *prometheus.CounterVec   // company, endpoint, code
-
-	// Set from the engine's state at each scrape.
-	accessExpiresIn  *prometheus.GaugeVec // company
-	refreshExpiresIn *prometheus.GaugeVec // company
-	status           *prometheus.GaugeVec // company, status
-	failures         *prometheus.GaugeVec // company
-	lastRenewal      *prometheus.GaugeVec // company
+	grants         *prometheus.CounterVec   // grant_type, outcome, code
+	renewalSeconds *prometheus.HistogramVec // outcome
+	grantsWaiting  prometheus.Gauge
+	requests       *prometheus.CounterVec   // path, outcome
+	requestSeconds *prometheus.HistogramVec // path, outcome
+	concurCalls    *prometheus.CounterVec   // endpoint, code
 }
 
 func newMetrics() *metrics {
-	company := []string{"company"}
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
+		state:    newStateDescs(),
 		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "grants_total",
 			Help: "Token grants attempted with Concur, by grant type, outcome (ok, refused, failed, outcome_unknown) " +
 				"and Concur error code (none without one).",
-		}, []string{"company", "grant_type", "outcome", "code"}),
+		}, []string{"grant_type", "outcome", "code"}),
 		renewalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "renewal_duration_seconds", Buckets: latencyBuckets,
 			Help: "Duration of renewals (refresh grants by the engine, retries included), by outcome.",
-		}, []string{"company", "outcome"}),
-		grantsWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		}, []string{"outcome"}),
+		grantsWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "grants_waiting",
-			Help: "Renewals waiting for the renewal lock (one token call at a time per company).",
-		}, company),
+			Help: "Renewals waiting for a company's renewal lock (one token call at a time per company).",
+		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "requests_total",
 			Help: "Requests to creds and profile paths, by path and outcome (ok, client_error, server_error, forwarded).",
-		}, []string{"company", "path", "outcome"}),
+		}, []string{"path", "outcome"}),
 		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "request_duration_seconds", Buckets: latencyBuckets,
 			Help: "Time the engine took to answer creds and profile requests, by path and outcome.",
-		}, []string{"company", "path", "outcome"}),
+		}, []string{"path", "outcome"}),
 		concurCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "concur_requests_total",
 			Help: "HTTP requests to Concur, by endpoint (token, identity, connections, other) and status class (2xx..5xx, error: no answer).",
-		}, []string{"company", "endpoint", "code"}),
-		accessExpiresIn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "access_token_expires_in_seconds",
-			Help: "Seconds until the stored access token expires (negative once expired).",
-		}, company),
-		refreshExpiresIn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "refresh_token_expires_in_seconds",
-			Help: "Seconds until the stored refresh token expires, as Concur last reported (absent when unknown).",
-		}, company),
-		status: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "status",
-			Help: "1 for the engine's current status (ok, degraded, needs_bootstrap, not_configured), 0 for the others.",
-		}, []string{"company", "status"}),
-		failures: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "renewal_consecutive_failures",
-			Help: "Transient renewal failures since the last success.",
-		}, company),
-		lastRenewal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "last_renewal_timestamp_seconds",
-			Help: "When the served access token was obtained (Unix time).",
-		}, company),
+		}, []string{"endpoint", "code"}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: metricsNamespace, Name: "build_info", ConstLabels: prometheus.Labels{"version": Version},
 		Help: "The plugin's version; always 1.",
 	})
 	buildInfo.Set(1)
-	m.registry.MustRegister(m.grants, m.renewalSeconds, m.grantsWaiting, m.requests, m.requestSeconds, m.concurCalls,
-		m.accessExpiresIn, m.refreshExpiresIn, m.status, m.failures, m.lastRenewal, buildInfo,
+	m.registry.MustRegister(m.grants, m.renewalSeconds, m.grantsWaiting, m.requests, m.requestSeconds, m.concurCalls, buildInfo,
 		// The plugin's own process: each Vault node runs one, so figures are per node.
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	m.grantsWaiting.WithLabelValues(defaultCompanyName).Set(0)
 	return m
 }
 
+// gather is one scrape: the counters, and the state series computed now
+// from the companies' views (nil: the app is not configured) with the
+// mount's metrics_detail. Nothing of the views is kept: a deleted company
+// is simply not in the next scrape.
+func (m *metrics) gather(views map[string]companyView, detail string, now time.Time) ([]*dto.MetricFamily, error) {
+	state := prometheus.NewRegistry()
+	if err := state.Register(&stateCollector{descs: &m.state, state: summarize(views, detail, now)}); err != nil {
+		return nil, err
+	}
+	return prometheus.Gatherers{m.registry, state}.Gather()
+}
+
 // grant counts one token grant Concur answered with err (nil: success).
-func (m *metrics) grant(company, grantType string, err error) {
+// The company is not a label (the state series name the companies that
+// need an operator); callers pass it for the record.
+func (m *metrics) grant(_, grantType string, err error) {
 	outcome, code := grantOutcome(err)
-	m.grants.WithLabelValues(company, grantType, outcome, code).Inc()
+	m.grants.WithLabelValues(grantType, outcome, code).Inc()
 }
 
 // renewal counts one renewal by the engine that took took and ended with err.
 func (m *metrics) renewal(company string, took time.Duration, err error) {
 	m.grant(company, grantRefresh, err)
 	outcome, _ := grantOutcome(err)
-	m.renewalSeconds.WithLabelValues(company, outcome).Observe(took.Seconds())
+	m.renewalSeconds.WithLabelValues(outcome).Observe(took.Seconds())
 }
 
 // grantOutcome classifies a grant's result the way the engine acts on it.
@@ -154,19 +144,18 @@ func grantOutcome(err error) (outcome, code string) {
 	}
 }
 
-// waitingForGrant counts a caller waiting for the renewal lock; call the
-// function it returns once the lock is held.
-func (m *metrics) waitingForGrant(company string) (acquired func()) {
-	g := m.grantsWaiting.WithLabelValues(company)
-	g.Inc()
-	return g.Dec
+// waitingForGrant counts a caller waiting for a company's renewal lock;
+// call the function it returns once the lock is held.
+func (m *metrics) waitingForGrant(_ string) (acquired func()) {
+	m.grantsWaiting.Inc()
+	return m.grantsWaiting.Dec
 }
 
 // request counts one answer of path (creds or profile) and its latency.
-func (m *metrics) request(company, path string, took time.Duration, resp *logical.Response, err error) {
+func (m *metrics) request(path string, took time.Duration, resp *logical.Response, err error) {
 	outcome := requestOutcome(resp, err)
-	m.requests.WithLabelValues(company, path, outcome).Inc()
-	m.requestSeconds.WithLabelValues(company, path, outcome).Observe(took.Seconds())
+	m.requests.WithLabelValues(path, outcome).Inc()
+	m.requestSeconds.WithLabelValues(path, outcome).Observe(took.Seconds())
 }
 
 // requestOutcome sorts an answer as its HTTP status would: 4xx are the
@@ -199,47 +188,6 @@ func clientCoded(err error) bool {
 	return errors.As(err, &coded) && coded.Code() < 500
 }
 
-// observeState sets the state gauges from the companies' views (none:
-// not configured) at now.
-func (m *metrics) observeState(views map[string]companyView, now time.Time) {
-	m.status.Reset()
-	m.accessExpiresIn.Reset()
-	m.refreshExpiresIn.Reset()
-	m.failures.Reset()
-	m.lastRenewal.Reset()
-	if len(views) == 0 {
-		views = map[string]companyView{defaultCompanyName: {}}
-	}
-	for name, v := range views {
-		m.observeCompany(name, v, now)
-	}
-}
-
-func (m *metrics) observeCompany(name string, v companyView, now time.Time) {
-	status := companyResponseData(v)["status"].(string)
-	for _, s := range []string{statusOK, statusDegraded, statusNeedsBootstrap, statusNotConfigured} {
-		v := 0.0
-		if s == status {
-			v = 1
-		}
-		m.status.WithLabelValues(name, s).Set(v)
-	}
-	if v.entry == nil {
-		return
-	}
-	t := v.entry.Token
-	if t.AccessToken != "" {
-		m.accessExpiresIn.WithLabelValues(name).Set(t.ExpiresAt.Sub(now).Seconds())
-	}
-	if t.RefreshToken != "" && !t.RefreshExpiresAt.IsZero() {
-		m.refreshExpiresIn.WithLabelValues(name).Set(t.RefreshExpiresAt.Sub(now).Seconds())
-	}
-	if !t.LastRefreshAt.IsZero() {
-		m.lastRenewal.WithLabelValues(name).Set(float64(t.LastRefreshAt.UnixNano()) / 1e9)
-	}
-	m.failures.WithLabelValues(name).Set(float64(t.Failures))
-}
-
 // instrument returns a client that counts each request to Concur by
 // endpoint and status class, sending it through c's transport.
 func (m *metrics) instrument(c *http.Client) *http.Client {
@@ -264,7 +212,7 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err == nil {
 		code = strconv.Itoa(resp.StatusCode/100) + "xx"
 	}
-	t.calls.WithLabelValues(companyOfRequest(r.Context()), concurEndpoint(r.URL.Path), code).Inc()
+	t.calls.WithLabelValues(concurEndpoint(r.URL.Path), code).Inc()
 	return resp, err
 }
 
@@ -290,28 +238,11 @@ func concurEndpoint(path string) string {
 	return "other"
 }
 
-// forgetCompany drops a deleted company's series, so that the plugin's
-// memory follows the companies it has, not every one it ever had.
-func (m *metrics) forgetCompany(name string) {
-	only := prometheus.Labels{"company": name}
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		m.grants, m.renewalSeconds, m.grantsWaiting, m.requests, m.requestSeconds, m.concurCalls,
-	} {
-		v.DeletePartialMatch(only)
-	}
-}
+// forgetCompany is called when a company is deleted. Nothing is kept per
+// company between scrapes (the state series are computed from the
+// companies that exist), so there is nothing to drop.
+func (m *metrics) forgetCompany(string) {}
 
-// companyKey carries the name of the company a Concur call is made for, so
-// that the counting transport can label it.
-type companyKey struct{}
-
-func withCompany(ctx context.Context, name string) context.Context {
-	return context.WithValue(ctx, companyKey{}, name)
-}
-
-func companyOfRequest(ctx context.Context) string {
-	if name, ok := ctx.Value(companyKey{}).(string); ok {
-		return name
-	}
-	return defaultCompanyName
-}
+// withCompany marks ctx as being about the named company. No series is
+// labelled by company any more; the mark is kept for the callers that set it.
+func withCompany(ctx context.Context, _ string) context.Context { return ctx }

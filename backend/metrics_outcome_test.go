@@ -23,5 +23,5 @@ func TestMetricsCountUnreadableGrantAnswerAsOutcomeUnknown(t *testing.T) {
 	if n, ok := value(m, "vault_concur_grants_total", "grant_type", grantRefresh, "outcome", outcomeFailed); ok && n != 0 {
 		t.Errorf("the unreadable answer was also counted as failed (%v)", n)
 	}
-	wantValue(t, m, 1, "vault_concur_status", "status", statusDegraded)
+	wantValue(t, m, 1, "vault_concur_companies", "status", statusDegraded)
 }

@@ -82,32 +82,40 @@ func wantValue(t *testing.T, families map[string]*dto.MetricFamily, want float64
 func TestMetricsGrantsStatusAndExpiry(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	m := scrape(t, e)
-	wantValue(t, m, 1, "vault_concur_status", "company", "default", "status", statusNotConfigured)
-	wantValue(t, m, 0, "vault_concur_status", "status", statusOK)
-	if _, ok := value(m, "vault_concur_access_token_expires_in_seconds"); ok {
+	wantValue(t, m, 1, "vault_concur_companies", "status", statusNotConfigured)
+	wantValue(t, m, 0, "vault_concur_companies", "status", statusOK)
+	if _, ok := value(m, "vault_concur_access_token_expiry_timestamp_seconds"); ok {
 		t.Errorf("access token expiry reported before config")
 	}
 
 	e.bootstrap()
 	e.clock.Advance(10 * time.Minute)
 	m = scrape(t, e)
-	wantValue(t, m, 1, "vault_concur_grants_total", "company", "default", "grant_type", grantExchange, "outcome", outcomeOK, "code", "none")
-	wantValue(t, m, 1, "vault_concur_status", "status", statusOK)
-	wantValue(t, m, 0, "vault_concur_status", "status", statusNotConfigured)
-	wantValue(t, m, 50*60, "vault_concur_access_token_expires_in_seconds", "company", "default")
-	refresh, _ := value(m, "vault_concur_refresh_token_expires_in_seconds")
-	if days := refresh / 86400; days < 170 || days > 190 {
+	wantValue(t, m, 1, "vault_concur_grants_total", "grant_type", grantExchange, "outcome", outcomeOK, "code", "none")
+	wantValue(t, m, 1, "vault_concur_companies", "status", statusOK)
+	wantValue(t, m, 0, "vault_concur_companies", "status", statusNotConfigured)
+	wantValue(t, m, 0, "vault_concur_companies_needing_attention")
+	wantValue(t, m, float64(testEpoch.Add(time.Hour).Unix()), "vault_concur_access_token_expiry_timestamp_seconds")
+	refresh, _ := value(m, "vault_concur_refresh_token_expiry_timestamp_seconds")
+	if days := (refresh - float64(e.clock.Now().Unix())) / 86400; days < 170 || days > 190 {
 		t.Errorf("refresh token expires in %.1f days, want about six months", days)
 	}
-	wantValue(t, m, float64(testEpoch.Unix()), "vault_concur_last_renewal_timestamp_seconds")
+	wantValue(t, m, 1, "vault_concur_refresh_token_remaining_seconds")
+	wantBucket(t, m, "vault_concur_refresh_token_remaining_seconds", 14*86400, 0)
 	wantValue(t, m, 1, "vault_concur_concur_requests_total", "endpoint", "token", "code", "2xx")
 	wantValue(t, m, 1, "vault_concur_build_info", "version", Version)
+	for name := range m {
+		if strings.HasPrefix(name, "vault_concur_company_") {
+			t.Errorf("a healthy company costs series: %s", name)
+		}
+	}
 
 	// A periodic renewal, then one failing transiently, then one refused.
 	e.clock.Advance(45 * time.Minute)
 	if err := e.periodic(); err != nil {
 		t.Fatal(err)
 	}
+	renewedAt := e.clock.Now()
 	e.clock.Advance(52 * time.Minute)
 	e.sim.InjectFault(concurtest.EndpointToken, 100, concurtest.Fault{Kind: concurtest.FaultStatus, Status: 503})
 	_ = e.periodic()
@@ -116,8 +124,13 @@ func TestMetricsGrantsStatusAndExpiry(t *testing.T) {
 	wantValue(t, m, 1, "vault_concur_grants_total", "grant_type", grantRefresh, "outcome", outcomeFailed, "code", "none")
 	wantValue(t, m, 1, "vault_concur_renewal_duration_seconds", "outcome", outcomeOK)
 	wantValue(t, m, 1, "vault_concur_renewal_duration_seconds", "outcome", outcomeFailed)
-	wantValue(t, m, 1, "vault_concur_status", "status", statusDegraded)
-	wantValue(t, m, 1, "vault_concur_renewal_consecutive_failures")
+	wantValue(t, m, 1, "vault_concur_companies", "status", statusDegraded)
+	wantValue(t, m, 1, "vault_concur_companies_needing_attention")
+	wantValue(t, m, 1, "vault_concur_company_status", "company", defaultCompanyName, "status", statusDegraded)
+	wantValue(t, m, 1, "vault_concur_company_renewal_consecutive_failures", "company", defaultCompanyName)
+	wantValue(t, m, float64(renewedAt.Unix()), "vault_concur_company_last_renewal_timestamp_seconds", "company", defaultCompanyName)
+	wantValue(t, m, float64(renewedAt.Add(time.Hour).Unix()),
+		"vault_concur_company_access_token_expiry_timestamp_seconds", "company", defaultCompanyName)
 	if n, _ := value(m, "vault_concur_concur_requests_total", "endpoint", "token", "code", "5xx"); n < 1 {
 		t.Errorf("Concur's 503 answers not counted")
 	}
@@ -128,8 +141,30 @@ func TestMetricsGrantsStatusAndExpiry(t *testing.T) {
 	_ = e.periodic()
 	m = scrape(t, e)
 	wantValue(t, m, 1, "vault_concur_grants_total", "grant_type", grantRefresh, "outcome", outcomeRefused, "code", "108")
-	wantValue(t, m, 1, "vault_concur_status", "status", statusNeedsBootstrap)
-	wantValue(t, m, 0, "vault_concur_status", "status", statusDegraded)
+	wantValue(t, m, 1, "vault_concur_companies", "status", statusNeedsBootstrap)
+	wantValue(t, m, 0, "vault_concur_companies", "status", statusDegraded)
+	wantValue(t, m, 1, "vault_concur_company_status", "company", defaultCompanyName, "status", statusNeedsBootstrap)
+	if _, ok := value(m, "vault_concur_refresh_token_expiry_timestamp_seconds"); ok {
+		t.Errorf("a refused refresh token still counts as the soonest live one")
+	}
+}
+
+// wantBucket checks the cumulative count of histogram name's bucket le.
+func wantBucket(t *testing.T, families map[string]*dto.MetricFamily, name string, le float64, want uint64) {
+	t.Helper()
+	mf := families[name]
+	if mf == nil || len(mf.GetMetric()) != 1 {
+		t.Fatalf("no single histogram %s", name)
+	}
+	for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+		if b.GetUpperBound() == le {
+			if b.GetCumulativeCount() != want {
+				t.Errorf("%s{le=%g} = %d, want %d", name, le, b.GetCumulativeCount(), want)
+			}
+			return
+		}
+	}
+	t.Errorf("%s has no bucket le=%g", name, le)
 }
 
 func TestMetricsCredsAndProfileRequests(t *testing.T) {
@@ -149,7 +184,7 @@ func TestMetricsCredsAndProfileRequests(t *testing.T) {
 	}
 
 	m := scrape(t, e)
-	wantValue(t, m, 3, "vault_concur_requests_total", "company", "default", "path", "creds", "outcome", outcomeOK)
+	wantValue(t, m, 3, "vault_concur_requests_total", "path", "creds", "outcome", outcomeOK)
 	wantValue(t, m, 3, "vault_concur_request_duration_seconds", "path", "creds", "outcome", outcomeOK)
 	wantValue(t, m, 1, "vault_concur_requests_total", "path", "creds", "outcome", "client_error")
 	wantValue(t, m, 1, "vault_concur_requests_total", "path", "profile", "outcome", outcomeOK)
@@ -204,7 +239,7 @@ func TestMetricsCountGrantsWaitingForTheRenewalLock(t *testing.T) {
 	e := newTestEnv(t, concurtest.Options{})
 	e.bootstrap()
 	waiting := func() float64 {
-		v, _ := value(scrape(t, e), "vault_concur_grants_waiting", "company", "default")
+		v, _ := value(scrape(t, e), "vault_concur_grants_waiting")
 		return v
 	}
 	if w := waiting(); w != 0 {

@@ -122,9 +122,8 @@ func companyNameOf(d *framework.FieldData) (string, *logical.Response) {
 
 // pathName is the company name a companies/<name>/... path captured (ok:
 // the path has one). It reads FieldData.Raw, where the framework puts each
-// capture as a string: GetOk would convert it again through mapstructure on
-// each of the two calls a read makes (here and companyLabel), a measurable
-// share of a companies/<name>/creds read (docs/performance.md).
+// capture as a string: GetOk would convert it again through mapstructure, a
+// measurable share of a companies/<name>/creds read (docs/performance.md).
 func pathName(d *framework.FieldData) (name string, ok bool) {
 	if _, ok := d.Schema["name"]; !ok {
 		return "", false

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,7 @@ retries with backoff and keeps serving the still-valid token) or
 with a new request_token or refresh_token).
 
 Read fields: client_id, company_uuid, base_url, allowed_hosts,
-refresh_margin (seconds), client_secret_set, refresh_token_set, geolocation,
+refresh_margin (seconds), metrics_detail, client_secret_set, refresh_token_set, geolocation,
 scope, access_token_expires_at, refresh_token_expires_at, last_refresh_at,
 last_error (with Concur's status, code and correlation id), last_error_at,
 status, warnings (fields of Concur's last token answer that were unusable).
@@ -132,6 +133,7 @@ func configResponseData(a *appEntry, v companyView) map[string]any {
 	data["allowed_hosts"] = a.AllowedHosts
 	data["refresh_margin"] = int64(a.RefreshMargin / time.Second)
 	data["client_secret_set"] = a.ClientSecret != ""
+	data["metrics_detail"] = cmp.Or(a.MetricsDetail, metricsDetailAttention)
 	return data
 }
 

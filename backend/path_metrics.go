@@ -16,9 +16,12 @@ const pathMetricsHelpSynopsis = "The engine's metrics, in Prometheus text format
 
 const pathMetricsHelpDescription = `
 Answers with this mount's metrics in the Prometheus text exposition format:
-grants by outcome and Concur error code, renewal latency, seconds until the
-access and refresh tokens expire, status, creds and profile requests with
-latency histograms, Concur calls by endpoint, and the plugin process.
+grants by outcome and Concur error code, renewal latency, companies by
+status, the soonest access- and refresh-token expiry and refresh tokens by
+time left, the renewal backlog, creds and profile requests with latency
+histograms, Concur calls by endpoint, and the plugin process. Companies are
+named only while they need an operator (at most 100), or all of them with
+config's metrics_detail=full: docs/metrics.md.
 
 Each Vault node runs its own plugin process, so each node reports its own
 figures: scrape every node. format=prometheus (the default, and the only
@@ -66,8 +69,11 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	b.metrics.observeState(views, b.now())
-	families, err := b.metrics.registry.Gather()
+	detail := metricsDetailAttention
+	if app := b.app.current(); app.entry != nil && app.entry.MetricsDetail != "" {
+		detail = app.entry.MetricsDetail
+	}
+	families, err := b.metrics.gather(views, detail, b.now())
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +99,7 @@ func (b *backend) timed(name string, paths ...*framework.Path) []*framework.Path
 		return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 			start := time.Now()
 			resp, err := inner(ctx, req, d)
-			b.metrics.request(b.companyLabel(d), name, time.Since(start), resp, err)
+			b.metrics.request(name, time.Since(start), resp, err)
 			return resp, err
 		}
 	})
@@ -114,17 +120,4 @@ func wrapOperations(paths []*framework.Path, wrap func(framework.OperationFunc) 
 		}
 	}
 	return paths
-}
-
-// companyLabel names the company a request is about, for metrics: only a
-// company that exists gets its name, so a reader cannot mint label values.
-func (b *backend) companyLabel(d *framework.FieldData) string {
-	name, ok := pathName(d)
-	if !ok {
-		return defaultCompanyName
-	}
-	if validCompanyName(name) && b.companies.exists(name) {
-		return name
-	}
-	return "unknown"
 }

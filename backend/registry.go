@@ -234,14 +234,6 @@ func (r *registry) forget(name string) {
 	}
 }
 
-// exists: the named company is in memory and exists.
-func (r *registry) exists(name string) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	m := r.members[name]
-	return m != nil && m.exists
-}
-
 // loaded are the companies in memory.
 func (r *registry) loaded() []*company {
 	r.mu.RLock()

@@ -51,6 +51,9 @@ type appEntry struct {
 	BaseURL       string        `json:"base_url"`
 	AllowedHosts  []string      `json:"allowed_hosts"`
 	RefreshMargin time.Duration `json:"refresh_margin"`
+	// MetricsDetail is metricsDetailAttention ("" before it existed) or
+	// metricsDetailFull.
+	MetricsDetail string `json:"metrics_detail,omitempty"`
 }
 
 // companyEntry is one connected company. Values are never modified once

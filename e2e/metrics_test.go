@@ -131,17 +131,18 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", name, labels, got, v)
 		}
 	}
-	want(1, "vault_concur_grants_total", "company", "default", "grant_type", "password", "outcome", "ok")
+	want(1, "vault_concur_grants_total", "grant_type", "password", "outcome", "ok")
 	want(1, "vault_concur_grants_total", "grant_type", "refresh_token", "outcome", "ok")
 	want(1, "vault_concur_renewal_duration_seconds", "outcome", "ok")
 	want(4, "vault_concur_requests_total", "path", "creds", "outcome", "ok")
 	want(4, "vault_concur_request_duration_seconds", "path", "creds", "outcome", "ok")
-	want(1, "vault_concur_status", "status", "ok")
-	want(0, "vault_concur_status", "status", "needs_bootstrap")
+	want(1, "vault_concur_companies", "status", "ok")
+	want(0, "vault_concur_companies", "status", "needs_bootstrap")
 	want(0, "vault_concur_grants_waiting")
 	want(2, "vault_concur_concur_requests_total", "endpoint", "token", "code", "2xx")
 	want(1, "vault_concur_build_info", "version", pluginVersion)
-	if left, _ := metricValue(m, "vault_concur_access_token_expires_in_seconds"); left < 3000 || left > 3600 {
+	expiry, _ := metricValue(m, "vault_concur_access_token_expiry_timestamp_seconds")
+	if left := expiry - float64(time.Now().Unix()); left < 3000 || left > 3600 {
 		t.Errorf("access token expires in %v s, want a fresh one-hour token", left)
 	}
 	// The plugin reports its own process (one per Vault node).
