@@ -258,7 +258,7 @@ func (co *company) run(ctx context.Context, flight string, job func(context.Cont
 	work := func() (any, error) {
 		jobDone := co.deps.hold(co)
 		defer jobDone()
-		detached, stop := co.deps.gate.jobContext(withCompany(ctx, co.name))
+		detached, stop := co.deps.gate.jobContext(ctx)
 		defer stop()
 		err := co.runLocked(detached, job)
 		if err != nil && detached.Err() != nil {
@@ -290,7 +290,7 @@ func (co *company) run(ctx context.Context, flight string, job func(context.Cont
 func (co *company) runLocked(detached context.Context, job func(context.Context) error) error {
 	lctx, cancel := context.WithTimeout(detached, lockTimeout)
 	defer cancel()
-	acquired := co.deps.metrics.waitingForGrant(co.name)
+	acquired := co.deps.metrics.waitingForGrant()
 	select {
 	case co.grantLock <- struct{}{}:
 		acquired()

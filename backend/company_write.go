@@ -97,7 +97,7 @@ func (co *company) bootstrapGrant(ctx context.Context, c companyChange) (*concur
 	if errors.Is(err, errClosed) {
 		return nil, err
 	}
-	co.deps.metrics.grant(co.name, grantType, err)
+	co.deps.metrics.grant(grantType, err)
 	if c.app.entry == co.deps.app.current().entry || !concur.RefusesClient(err) {
 		// A refusal of settings that are not stored yet says nothing about the app's.
 		co.deps.gate.noteResult(err)

@@ -61,7 +61,7 @@ func (b *backend) sendEvent(ctx context.Context, ev engineEvent) {
 // took and ended with err (nil: Concur issued a token), as metrics and a
 // Vault event.
 func (b *backend) renewalDone(ctx context.Context, name string, took time.Duration, err error) {
-	b.metrics.renewal(name, took, err)
+	b.metrics.renewal(took, err)
 	b.sendEvent(ctx, renewalEvent(name, err))
 }
 

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -108,16 +107,16 @@ func (m *metrics) gather(views map[string]companyView, detail string, now time.T
 }
 
 // grant counts one token grant Concur answered with err (nil: success).
-// The company is not a label (the state series name the companies that
-// need an operator); callers pass it for the record.
-func (m *metrics) grant(_, grantType string, err error) {
+// The company is not a label: the state series name the companies that
+// need an operator.
+func (m *metrics) grant(grantType string, err error) {
 	outcome, code := grantOutcome(err)
 	m.grants.WithLabelValues(grantType, outcome, code).Inc()
 }
 
 // renewal counts one renewal by the engine that took took and ended with err.
-func (m *metrics) renewal(company string, took time.Duration, err error) {
-	m.grant(company, grantRefresh, err)
+func (m *metrics) renewal(took time.Duration, err error) {
+	m.grant(grantRefresh, err)
 	outcome, _ := grantOutcome(err)
 	m.renewalSeconds.WithLabelValues(outcome).Observe(took.Seconds())
 }
@@ -146,7 +145,7 @@ func grantOutcome(err error) (outcome, code string) {
 
 // waitingForGrant counts a caller waiting for a company's renewal lock;
 // call the function it returns once the lock is held.
-func (m *metrics) waitingForGrant(_ string) (acquired func()) {
+func (m *metrics) waitingForGrant() (acquired func()) {
 	m.grantsWaiting.Inc()
 	return m.grantsWaiting.Dec
 }
@@ -237,12 +236,3 @@ func concurEndpoint(path string) string {
 	}
 	return "other"
 }
-
-// forgetCompany is called when a company is deleted. Nothing is kept per
-// company between scrapes (the state series are computed from the
-// companies that exist), so there is nothing to drop.
-func (m *metrics) forgetCompany(string) {}
-
-// withCompany marks ctx as being about the named company. No series is
-// labelled by company any more; the mark is kept for the callers that set it.
-func withCompany(ctx context.Context, _ string) context.Context { return ctx }

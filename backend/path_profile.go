@@ -375,7 +375,6 @@ func bearerOf(sv *served) bearer {
 // the token before its expiry (401/403), the token is renewed once and the
 // call retried once.
 func (b *backend) withBearer(ctx context.Context, s logical.Storage, co *company, call func(bearer) error) error {
-	ctx = withCompany(ctx, co.name)
 	sv, err := co.usable(ctx, s, minServeTTL)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ func (b *backend) wireState() {
 	b.instance, b.cleanWait = newInstanceID(), defaultCleanWait
 	b.gate = newGrantGate(b.now, logger)
 	b.app = &appCache{newClient: b.newConcurClient, writeSafe: b.writeSafe, log: logger, now: b.now, changed: b.appChanged}
-	b.companies = newRegistry(b.newCompany, logger, b.metrics.forgetCompany)
+	b.companies = newRegistry(b.newCompany, logger)
 }
 
 func (b *backend) newCompany(name string) *company {

@@ -21,8 +21,6 @@ import (
 type registry struct {
 	newCompany func(name string) *company
 	log        func() hclog.Logger
-	// dropped is told about each company leaving memory (its metric series go).
-	dropped func(name string)
 
 	// listMu serialises loading every company (loadAll).
 	listMu sync.Mutex
@@ -51,8 +49,8 @@ type member struct {
 	exists, known bool
 }
 
-func newRegistry(newCompany func(string) *company, log func() hclog.Logger, dropped func(string)) *registry {
-	return &registry{newCompany: newCompany, log: log, dropped: dropped, members: map[string]*member{},
+func newRegistry(newCompany func(string) *company, log func() hclog.Logger) *registry {
+	return &registry{newCompany: newCompany, log: log, members: map[string]*member{},
 		unlisted: map[string]struct{}{}}
 }
 
@@ -149,17 +147,14 @@ func (r *registry) releaser(m *member) func() {
 		once.Do(func() {
 			r.mu.Lock()
 			m.holds--
-			dropped := r.dropIfGoneLocked(m)
+			r.dropIfGoneLocked(m)
 			r.mu.Unlock()
-			if dropped {
-				r.dropped(m.co.name)
-			}
 		})
 	}
 }
 
-// dropIfGoneLocked takes m out of memory once nothing keeps it there. The
-// caller holds mu, and tells dropped when it returns true.
+// dropIfGoneLocked takes m out of memory once nothing keeps it there (the
+// caller holds mu) and says whether it did.
 func (r *registry) dropIfGoneLocked(m *member) bool {
 	name := m.co.name
 	if m.holds > 0 || m.exists || r.members[name] != m {
@@ -184,14 +179,10 @@ func (r *registry) due(co *company, at time.Time, exists bool) {
 		return
 	}
 	m.exists, m.known = exists, true
-	dropped := r.dropIfGoneLocked(m)
-	if !dropped {
+	if !r.dropIfGoneLocked(m) {
 		r.schedule.set(co.name, at)
 	}
 	r.mu.Unlock()
-	if dropped {
-		r.dropped(co.name)
-	}
 }
 
 // deferTo puts co back on the schedule at until (the app's calls are paused).
