@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -76,10 +77,18 @@ func checkFuzzedToken(t *testing.T, tok *Token, rawRefresh string) {
 	}
 }
 
+// fixedWarning is the shape of the decoder's warnings about a field's JSON type or range: made
+// of the field's name and fixed words only, so a credential such as "efresh" found inside one
+// ("refresh_expires_in") is not quoted from the body.
+var fixedWarning = regexp.MustCompile(`^[a-z_]+: (a JSON [a-z]+, not a (string|whole number)|out of range); ignored$`)
+
 // checkTokenKeepsSecrets: neither the token's warnings nor any printing of it shows a credential.
 func checkTokenKeepsSecrets(t *testing.T, tok *Token, secrets []string) {
 	t.Helper()
 	for _, w := range tok.Warnings {
+		if fixedWarning.MatchString(w) {
+			continue // a field's name and its JSON type: no value, whatever it shares with a credential
+		}
 		for _, s := range secrets {
 			if strings.Contains(w, s) {
 				t.Fatalf("warning %q quotes a credential", w)
