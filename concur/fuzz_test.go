@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -22,9 +23,10 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 	f.Add([]byte(`{"refresh_token":"rotated-refresh","refresh_expires_in":"1703696549","scope":["openid"],"token_type":7}`))
 	f.Add([]byte(`{"access_token":"a","geolocation":{"url":"x"},"id_token":"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"}`))
 	presented := NewSecret("presented-refresh-token")
+	own := ownSource(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		tok, err := decodeTokenResponse(body, testNow, presented)
-		secrets, rawRefresh := bodyTokens(body)
+		secrets, rawRefresh := bodyTokens(body, own)
 		if err != nil {
 			if tok != nil {
 				t.Fatal("token and error both returned")
@@ -41,16 +43,41 @@ func FuzzDecodeTokenResponse(f *testing.F) {
 	})
 }
 
+// ownSource is the text of the package's own code. Every message the decoder
+// writes is made of its words (field names, fixed phrases), so a fuzzed
+// credential found in it ("refres", "efresh") says nothing about a leak and
+// is not looked for; real credentials are random.
+func ownSource(f *testing.F) string {
+	f.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var src strings.Builder
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		src.Write(b)
+	}
+	return src.String()
+}
+
 // bodyTokens are the body's access and refresh tokens long enough to look
-// for in output, and its refresh token ("" when absent or not a string).
-func bodyTokens(body []byte) (secrets []string, rawRefresh string) {
+// for in output (and not words of the package's own code, own), and its
+// refresh token ("" when absent or not a string).
+func bodyTokens(body []byte, own string) (secrets []string, rawRefresh string) {
 	var raw struct {
 		AccessToken  any `json:"access_token"`
 		RefreshToken any `json:"refresh_token"`
 	}
 	_ = json.Unmarshal(body, &raw)
 	for _, v := range []any{raw.AccessToken, raw.RefreshToken} {
-		if s, ok := v.(string); ok && len(s) >= 6 {
+		if s, ok := v.(string); ok && len(s) >= 6 && !strings.Contains(own, s) {
 			secrets = append(secrets, s)
 		}
 	}
@@ -77,20 +104,10 @@ func checkFuzzedToken(t *testing.T, tok *Token, rawRefresh string) {
 	}
 }
 
-// fixedWarning is the shape of the decoder's warnings about a field's JSON type or range: made
-// of the field's name and fixed words only, so a credential such as "efresh" found inside one
-// ("refresh_expires_in") is not quoted from the body.
-var fixedWarning = regexp.MustCompile(`^[a-z_]+: (a JSON [a-z]+, not a (string|whole number)|out of range); ignored$`)
-
 // checkTokenKeepsSecrets: neither the token's warnings nor any printing of it shows a credential.
 func checkTokenKeepsSecrets(t *testing.T, tok *Token, secrets []string) {
 	t.Helper()
-	var fixed string // warnings of a field's name and fixed words: no value, whatever they share with a credential
 	for _, w := range tok.Warnings {
-		if fixedWarning.MatchString(w) {
-			fixed += w + "\n"
-			continue
-		}
 		for _, s := range secrets {
 			if strings.Contains(w, s) {
 				t.Fatalf("warning %q quotes a credential", w)
@@ -108,7 +125,7 @@ func checkTokenKeepsSecrets(t *testing.T, tok *Token, secrets []string) {
 		shape += string(j)
 	}
 	for _, s := range secrets {
-		if strings.Contains(printed, s) && !strings.Contains(shape, s) && !strings.Contains(tok.Scope+tok.TokenType+tok.Geolocation+fixed, s) {
+		if strings.Contains(printed, s) && !strings.Contains(shape, s) && !strings.Contains(tok.Scope+tok.TokenType+tok.Geolocation, s) {
 			t.Fatalf("printed token shows a credential: %s", printed)
 		}
 	}
