@@ -277,19 +277,10 @@ func (b *backend) profileFind(ctx context.Context, req *logical.Request, d *fram
 // cursor paging), so apps can sync a roster without holding a token.
 func (b *backend) profileRoster(ctx context.Context, req *logical.Request, d *framework.FieldData, co *company,
 	p concur.UserPage) (*logical.Response, error) {
-	var resp *logical.Response
-	if p.Count, p.Cursor, resp = cursorPaging(d); resp != nil {
-		return resp, nil
-	}
-	var list *concur.UserList
-	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
-		list, err = a.client.ListUsers(ctx, a.host, a.token, p)
-		return err
+	return b.cursorPage(ctx, req, d, co, func(a bearer, count int, cursor string) (*concur.UserList, error) {
+		p.Count, p.Cursor = count, cursor
+		return a.client.ListUsers(ctx, a.host, a.token, p)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return cursorPageResponse(list), nil
 }
 
 // profileFilter runs an Identity v4.1 search (POST /Users/.search, the
@@ -303,13 +294,23 @@ func (b *backend) profileFilter(ctx context.Context, req *logical.Request, d *fr
 	if _, err := concur.ParseSearchFilter(sr.Filter); err != nil {
 		return fieldError("filter", "%v", err), nil
 	}
-	var resp *logical.Response
-	if sr.Count, sr.Cursor, resp = cursorPaging(d); resp != nil {
+	return b.cursorPage(ctx, req, d, co, func(a bearer, count int, cursor string) (*concur.UserList, error) {
+		sr.Count, sr.Cursor = count, cursor
+		return a.client.SearchUsers(ctx, a.host, a.token, sr)
+	})
+}
+
+// cursorPage answers one Identity v4.1 page (the roster or a filter search)
+// that fetch reads with the paging the request asks for.
+func (b *backend) cursorPage(ctx context.Context, req *logical.Request, d *framework.FieldData, co *company,
+	fetch func(a bearer, count int, cursor string) (*concur.UserList, error)) (*logical.Response, error) {
+	count, cursor, resp := cursorPaging(d)
+	if resp != nil {
 		return resp, nil
 	}
 	var list *concur.UserList
 	err := b.withBearer(ctx, req.Storage, co, func(a bearer) (err error) {
-		list, err = a.client.SearchUsers(ctx, a.host, a.token, sr)
+		list, err = fetch(a, count, cursor)
 		return err
 	})
 	if err != nil {
