@@ -83,7 +83,7 @@ func renewalEvent(name string, err error) engineEvent {
 func companyWriteEvent(name, path string, e *companyEntry) engineEvent {
 	status := statusNotConfigured
 	if e != nil {
-		status = companyResponseData(companyView{entry: e})["status"].(string)
+		status = viewStatus(companyView{entry: e})
 	}
 	return engineEvent{eventType: eventConfigWrite, company: name, path: path, operation: "write", status: status}
 }

@@ -194,7 +194,8 @@ func earliestKnown(a, b time.Time) time.Time {
 	return a
 }
 
-// viewStatus is a company's status as companies/<name> reads show it.
+// viewStatus is a company's status as reads, LIST, events and metrics show it:
+// tokens storage has not accepted yet make it degraded.
 func viewStatus(v companyView) string {
 	switch {
 	case v.unreadable != "":

@@ -211,7 +211,10 @@ func companyResponseData(v companyView) map[string]any {
 		return map[string]any{"company_uuid": "", "status": statusNotConfigured, "refresh_token_set": false}
 	}
 	e, t := v.entry, v.entry.Token
-	status, lastError := displayStatus(v)
+	lastError := t.LastError
+	if v.unsaved {
+		lastError = msgUnsaved
+	}
 	return map[string]any{
 		"company_uuid":             e.CompanyUUID,
 		"prewarm":                  e.Prewarm,
@@ -224,7 +227,7 @@ func companyResponseData(v companyView) map[string]any {
 		"last_error":               lastError,
 		"last_error_code":          t.LastErrorCode,
 		"last_error_at":            formatTime(t.LastErrorAt),
-		"status":                   status,
+		"status":                   viewStatus(v),
 		"warnings":                 answerWarnings(t),
 	}
 }

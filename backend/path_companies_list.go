@@ -134,9 +134,8 @@ func companyListInfo(v companyView) map[string]any {
 			"refresh_token_expires_at": "", "last_error_code": statusUnreadable, "last_error_at": "", "prewarm": false}
 	}
 	t := v.entry.Token
-	status, _ := displayStatus(v)
 	return map[string]any{
-		"status":                   status,
+		"status":                   viewStatus(v),
 		"geolocation":              t.Geolocation,
 		"access_token_expires_at":  formatTime(t.ExpiresAt),
 		"refresh_token_expires_at": formatTime(t.RefreshExpiresAt),
@@ -144,19 +143,6 @@ func companyListInfo(v companyView) map[string]any {
 		"last_error_at":            formatTime(t.LastErrorAt),
 		"prewarm":                  v.entry.Prewarm,
 	}
-}
-
-// displayStatus is the status and last error reads show for a company with
-// an entry: tokens storage has not accepted yet make it degraded.
-func displayStatus(v companyView) (status, lastError string) {
-	status, lastError = v.entry.Token.Status, v.entry.Token.LastError
-	if status == "" {
-		status = statusNeedsBootstrap
-	}
-	if v.unsaved {
-		status, lastError = statusDegraded, msgUnsaved
-	}
-	return status, lastError
 }
 
 // failureCode is the short code of a failed renewal, kept with the company
